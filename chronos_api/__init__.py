@@ -1,0 +1,1 @@
+"""The Chronos HTTP API (Litestar): uploads, videos, chat over SSE, usage."""

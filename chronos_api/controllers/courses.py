@@ -1,0 +1,22 @@
+"""Courses: a creator's way of grouping lectures (and scoping chat)."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+
+from chronos_api.schemas import CourseIn, CourseOut
+from chronos_pipeline.lib.catalog import Creator
+from chronos_pipeline.lib.services import Services
+
+
+class CourseController(Controller):
+    path = "/courses"
+    tags = ["courses"]
+
+    @post("/", sync_to_thread=True)
+    def create_course(self, data: CourseIn, creator: Creator, services: Services) -> CourseOut:
+        return CourseOut.of(services.catalog.create_course(creator.id, data.name))
+
+    @get("/", sync_to_thread=True)
+    def list_courses(self, creator: Creator, services: Services) -> list[CourseOut]:
+        return [CourseOut.of(c) for c in services.catalog.list_courses(creator.id)]

@@ -1,0 +1,1 @@
+"""Chronos: lecture videos in, cited answers and a cost ledger out."""

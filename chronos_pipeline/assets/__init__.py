@@ -1,0 +1,1 @@
+"""Software-defined assets, one partition per video: video → transcript → chunks → embeddings."""

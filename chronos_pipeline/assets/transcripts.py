@@ -1,0 +1,45 @@
+"""The ``transcript`` asset: segments and word times from the video's audio."""
+
+import time
+
+import dagster as dg
+
+from chronos_pipeline.assets.steps import RETRY_POLICY, cost_metadata, run_step
+from chronos_pipeline.assets.videos import video
+from chronos_pipeline.checks import transcript_check_results, transcript_check_specs
+from chronos_pipeline.lib.steps import transcribe_video
+from chronos_pipeline.partitions import videos_partitions
+from chronos_pipeline.resources.chronos import ChronosResource
+
+PROGRESS_EVERY_S = 10.0
+
+
+@dg.asset(partitions_def=videos_partitions, deps=[video], retry_policy=RETRY_POLICY,
+          check_specs=transcript_check_specs, group_name="ingest", kinds={"python", "whisper"})
+def transcript(
+    context: dg.AssetExecutionContext, chronos: ChronosResource
+) -> dg.MaterializeResult:
+    """The lecture's words with their times, from faster-whisper (VAD on)."""
+    services = chronos.services()
+    started = time.monotonic()
+    last_report = [0.0]
+
+    def progress(done: float, total: float) -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= PROGRESS_EVERY_S or done >= total:
+            last_report[0] = now
+            share = done / total if total else 1.0
+            context.log.info(f"transcribed {done:.0f}/{total:.0f} s of audio ({share:.0%})")
+
+    result_transcript, result = run_step(
+        context, services, "transcription",
+        lambda: transcribe_video(services, context.partition_key, run_id=context.run_id,
+                                 on_progress=progress),
+    )
+    elapsed = time.monotonic() - started
+    metadata = {**result.metadata, **cost_metadata(result.costs),
+                "wall_time_s": round(elapsed, 2),
+                "real_time_factor": round(result_transcript.duration_s / elapsed, 2)
+                if elapsed else 0.0}
+    return dg.MaterializeResult(metadata=metadata,
+                                check_results=transcript_check_results(result_transcript))

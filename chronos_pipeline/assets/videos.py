@@ -1,0 +1,18 @@
+"""The ``video`` asset: probe facts and a thumbnail for each uploaded lecture."""
+
+import dagster as dg
+
+from chronos_pipeline.assets.steps import RETRY_POLICY, run_step
+from chronos_pipeline.lib.steps import probe_video
+from chronos_pipeline.partitions import videos_partitions
+from chronos_pipeline.resources.chronos import ChronosResource
+
+
+@dg.asset(partitions_def=videos_partitions, retry_policy=RETRY_POLICY, group_name="ingest",
+          kinds={"python", "pyav"})
+def video(context: dg.AssetExecutionContext, chronos: ChronosResource) -> dg.MaterializeResult:
+    """The uploaded lecture, probed with PyAV, with a thumbnail JPEG."""
+    services = chronos.services()
+    result = run_step(context, services, "probing the video",
+                      lambda: probe_video(services, context.partition_key))
+    return dg.MaterializeResult(metadata=result.metadata)

@@ -1,0 +1,46 @@
+"""Asset checks: a transcript is speech (not empty, not a decoding loop); every chunk has a
+vector."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from chronos_pipeline.lib.services import Services
+from chronos_pipeline.lib.steps import load_chunks
+from chronos_pipeline.lib.transcripts import Transcript, repetition_ratio
+
+# Share of repeated 4-grams above which a transcript is a Whisper repetition loop; real
+# lectures measured well under 0.2.
+MAX_REPETITION = 0.5
+
+transcript_check_specs = [
+    dg.AssetCheckSpec("transcript_is_speech", asset="transcript",
+                      description="The transcript has words and is not a repetition loop."),
+]
+vector_check_specs = [
+    dg.AssetCheckSpec("vectors_match_chunks", asset="embeddings",
+                      description="LanceDB holds exactly one vector per chunk of the video."),
+]
+
+
+def transcript_check_results(transcript: Transcript) -> list[dg.AssetCheckResult]:
+    ratio = repetition_ratio(transcript.text)
+    words = transcript.word_count
+    return [
+        dg.AssetCheckResult(
+            check_name="transcript_is_speech",
+            passed=words > 0 and ratio <= MAX_REPETITION,
+            metadata={"words": words, "repetition_ratio": round(ratio, 3)},
+        )
+    ]
+
+
+def vector_check_result(services: Services, video_id: str) -> dg.AssetCheckResult:
+    video = services.catalog.find_video(video_id)
+    expected = len(load_chunks(services, video))
+    stored = services.vectors.count(video_id)
+    return dg.AssetCheckResult(
+        check_name="vectors_match_chunks",
+        passed=stored == expected,
+        metadata={"chunks": expected, "vectors": stored},
+    )

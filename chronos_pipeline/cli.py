@@ -1,0 +1,351 @@
+"""The ``chronos`` command line: creators, ingest, status, transcripts, questions, costs, serving.
+
+People and scripts depend on these exact forms; see README.md. Errors print one line to
+stderr and exit 1; ``ingest --wait`` exits 1 when the video fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from chronos_pipeline.lib import costs
+from chronos_pipeline.lib.catalog import VideoStatus
+from chronos_pipeline.lib.errors import ChronosError
+from chronos_pipeline.lib.services import Services
+from chronos_pipeline.lib.steps import TRANSCRIPT
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "samples" / "lecture"
+FINAL = {VideoStatus.READY, VideoStatus.FAILED}
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def cell(value: Any) -> str:
+        if isinstance(value, Decimal | float):
+            return f"{float(value):.6f}".rstrip("0").rstrip(".") if value else "0"
+        return "" if value is None else str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in text:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    if not rows:
+        print("(no rows)")
+
+
+# creators and courses ---------------------------------------------------------------------
+def cmd_creators_create(services: Services, args: argparse.Namespace) -> int:
+    creator, api_key = services.catalog.create_creator(args.name)
+    print(f"creator_id: {creator.id}")
+    print(f"api_key: {api_key}")
+    _say("Keep the API key: it is shown once and stored only as a hash.")
+    return 0
+
+
+def cmd_creators_list(services: Services, args: argparse.Namespace) -> int:
+    rows = [(c.id, c.name, c.api_key_prefix + "…", c.created_at.isoformat(timespec="seconds"))
+            for c in services.catalog.list_creators()]
+    _print_table(["creator_id", "name", "api_key", "created_at"], rows)
+    return 0
+
+
+def cmd_creators_rotate(services: Services, args: argparse.Namespace) -> int:
+    print(f"api_key: {services.catalog.rotate_api_key(args.creator_id)}")
+    return 0
+
+
+def cmd_courses_create(services: Services, args: argparse.Namespace) -> int:
+    services.catalog.get_creator(args.creator)
+    print(services.catalog.create_course(args.creator, args.name).id)
+    return 0
+
+
+def cmd_courses_list(services: Services, args: argparse.Namespace) -> int:
+    rows = [(c.id, c.name) for c in services.catalog.list_courses(args.creator)]
+    _print_table(["course_id", "name"], rows)
+    return 0
+
+
+# ingest and status ------------------------------------------------------------------------
+def wait_for(services: Services, video_id: str, timeout_s: float) -> VideoStatus:
+    """Drive or follow the pipeline until the video is ready or failed."""
+    from chronos_pipeline.instance import open_instance
+    from chronos_pipeline.runner import daemon_is_running, run_pending
+
+    instance = open_instance(services.settings)
+    if daemon_is_running(instance):
+        _say("a Dagster daemon is running; following its run")
+    else:
+        run_pending(instance, only={video_id}, announce=_say)
+    deadline = time.monotonic() + timeout_s
+    last: VideoStatus | None = None
+    while True:
+        video = services.catalog.find_video(video_id)
+        if video.status is not last:
+            _say(f"status: {video.status.value}")
+            last = video.status
+        if video.status in FINAL:
+            return video.status
+        if time.monotonic() > deadline:
+            raise ChronosError(f"gave up waiting after {timeout_s:.0f} s (status {last})")
+        time.sleep(1.0)
+
+
+def cmd_ingest(services: Services, args: argparse.Namespace) -> int:
+    services.catalog.get_creator(args.creator)
+    video = services.ingest.ingest_file(args.creator, Path(args.path), title=args.title,
+                                        course_id=args.course)
+    print(video.id, flush=True)
+    if not args.wait:
+        return 0
+    status = wait_for(services, video.id, args.timeout)
+    if status is VideoStatus.FAILED:
+        _say(f"error: {services.catalog.find_video(video.id).error_message}")
+        return 1
+    return 0
+
+
+def cmd_status(services: Services, args: argparse.Namespace) -> int:
+    video = services.catalog.find_video(args.video_id)
+    history = services.catalog.status_history(video.id)
+    if args.json:
+        print(json.dumps({
+            "video_id": video.id, "creator_id": video.creator_id, "title": video.title,
+            "status": video.status.value, "error": video.error_message,
+            "duration_s": video.duration_s, "size_bytes": video.size_bytes,
+            "history": [{"status": e.status.value, "at": e.at.isoformat(),
+                         "message": e.message} for e in history],
+        }, indent=2))
+        return 0
+    print(f"{video.id}  {video.title!r}  {video.status.value}")
+    if video.error_message:
+        print(f"error: {video.error_message}")
+    for event in history:
+        print(f"  {event.at.isoformat(timespec='seconds')}  {event.status.value}")
+    return 0
+
+
+def cmd_transcript(services: Services, args: argparse.Namespace) -> int:
+    video = services.catalog.find_video(args.video_id)
+    data = services.storage.read_json(video.creator_id, video.id, TRANSCRIPT)
+    if args.json:
+        data.pop("model", None)
+        print(json.dumps(data, indent=1, ensure_ascii=False))
+        return 0
+    from chronos_pipeline.lib.timefmt import timestamp
+
+    for segment in data["segments"]:
+        print(f"[{timestamp(segment['start_s'])}] {segment['text']}")
+    return 0
+
+
+# questions and costs ----------------------------------------------------------------------
+def cmd_ask(services: Services, args: argparse.Namespace) -> int:
+    services.catalog.get_creator(args.creator)
+    answer = services.answering.answer(args.creator, args.question, course_id=args.course)
+    if args.json:
+        data = answer.to_json()
+        data.pop("session_id")
+        data.pop("message_id")
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    print(answer.answer.strip())
+    if answer.references:
+        print("\nReferences:")
+        for ref in answer.references:
+            print(f"  [{ref.timestamp}] {ref.title} ({ref.start_s:.1f}–{ref.end_s:.1f} s, "
+                  f"score {ref.score:.2f})")
+    print(f"\ncost: ${float(answer.cost_usd):.6f}")
+    return 0
+
+
+def cmd_costs_sql(services: Services, args: argparse.Namespace) -> int:
+    columns, rows = services.ledger.query(args.sql)
+    if args.json:
+        print(json.dumps([{c: _jsonable(v) for c, v in zip(columns, row, strict=True)}
+                          for row in rows], indent=2))
+    else:
+        _print_table(columns, rows)
+    return 0
+
+
+def cmd_costs_report(services: Services, args: argparse.Namespace) -> int:
+    table = costs.report_by_video_and_stage(services.ledger, args.creator)
+    _print_table(table.columns, table.rows)
+    return 0
+
+
+# serving and Dagster ----------------------------------------------------------------------
+def cmd_serve(services: Services, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run("chronos_api.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers)
+    return 0
+
+
+def cmd_dagster_home(services: Services, args: argparse.Namespace) -> int:
+    from chronos_pipeline.instance import prepare_dagster_home
+
+    print(prepare_dagster_home(services.settings))
+    return 0
+
+
+def cmd_dev(services: Services, args: argparse.Namespace) -> int:
+    from chronos_pipeline.instance import prepare_dagster_home
+
+    home = prepare_dagster_home(services.settings)
+    env = {**os.environ, "DAGSTER_HOME": str(home),
+           "CHRONOS_DATA_DIR": str(services.settings.data_dir)}
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
+               "-h", args.host, "-p", str(args.port)]
+    return subprocess.call(command, env=env, cwd=REPO)
+
+
+def cmd_demo(services: Services, args: argparse.Namespace) -> int:
+    """Creator → ingest the sample lecture → wait → three questions → cost report."""
+    questions = json.loads((SAMPLE / "questions.json").read_text())
+    creator, _key = services.catalog.create_creator("Demo creator")
+    print(f"== creator {creator.id}")
+    video = services.ingest.ingest_file(creator.id, SAMPLE / "lecture.mp4",
+                                        title="Momentum indicators: moving averages and RSI")
+    print(f"== ingested {video.id} ({video.duration_s:.0f} s); running the pipeline")
+    started = time.monotonic()
+    status = wait_for(services, video.id, args.timeout)
+    if status is VideoStatus.FAILED:
+        _say(f"error: {services.catalog.find_video(video.id).error_message}")
+        return 1
+    print(f"== ready in {time.monotonic() - started:.1f} s")
+    for item in [questions[i] for i in (1, len(questions) // 2, len(questions) - 1)]:
+        answer = services.answering.answer(creator.id, item["question"])
+        print(f"\n== Q: {item['question']}  (the lecture answers at "
+              f"{int(item['answer_at_s']) // 60:02d}:{int(item['answer_at_s']) % 60:02d})")
+        print(answer.answer.strip())
+    print("\n== costs (DuckDB over the ledger)")
+    table = costs.report_by_video_and_stage(services.ledger, creator.id)
+    _print_table(table.columns, table.rows)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chronos", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    creators = sub.add_parser("creators", help="manage creators and their API keys")
+    csub = creators.add_subparsers(dest="action", required=True)
+    p = csub.add_parser("create", help="create a creator; prints its id and API key")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_creators_create)
+    p = csub.add_parser("list", help="list creators")
+    p.set_defaults(func=cmd_creators_list)
+    p = csub.add_parser("rotate-key", help="replace a creator's API key")
+    p.add_argument("creator_id")
+    p.set_defaults(func=cmd_creators_rotate)
+
+    courses = sub.add_parser("courses", help="manage a creator's courses")
+    osub = courses.add_subparsers(dest="action", required=True)
+    p = osub.add_parser("create", help="create a course; prints its id")
+    p.add_argument("name")
+    p.add_argument("--creator", required=True)
+    p.set_defaults(func=cmd_courses_create)
+    p = osub.add_parser("list", help="list a creator's courses")
+    p.add_argument("--creator", required=True)
+    p.set_defaults(func=cmd_courses_list)
+
+    p = sub.add_parser("ingest", help="register a video file; prints the video id")
+    p.add_argument("path")
+    p.add_argument("--creator", required=True)
+    p.add_argument("--title")
+    p.add_argument("--course")
+    p.add_argument("--wait", action="store_true", help="block until ready or failed")
+    p.add_argument("--timeout", type=float, default=4 * 3600.0)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("status", help="a video's status and its history")
+    p.add_argument("video_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("transcript", help="a video's transcript")
+    p.add_argument("video_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_transcript)
+
+    p = sub.add_parser("ask", help="ask a question of a creator's lectures")
+    p.add_argument("question")
+    p.add_argument("--creator", required=True)
+    p.add_argument("--course")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+
+    cost = sub.add_parser("costs", help="query the cost ledger")
+    ksub = cost.add_subparsers(dest="action", required=True)
+    p = ksub.add_parser("sql", help="run DuckDB SQL over the cost_records view")
+    p.add_argument("sql")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_costs_sql)
+    p = ksub.add_parser("report", help="totals per video and stage")
+    p.add_argument("--creator")
+    p.set_defaults(func=cmd_costs_report)
+
+    p = sub.add_parser("serve", help="serve the HTTP API")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("dagster-home", help="write and print this data dir's DAGSTER_HOME")
+    p.set_defaults(func=cmd_dagster_home)
+    p = sub.add_parser("dev", help="run the Dagster UI and daemon (dagster dev)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("demo", help="ingest the sample lecture and ask it three questions")
+    p.add_argument("--timeout", type=float, default=1800.0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        services = Services.from_env()
+        if args.command == "serve":
+            args.host = args.host or services.settings.api_host
+            args.port = args.port or services.settings.api_port
+        try:
+            code: int = args.func(services, args)
+        finally:
+            services.close()
+        return code
+    except ChronosError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

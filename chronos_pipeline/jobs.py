@@ -1,0 +1,18 @@
+"""Jobs over the video partitions."""
+
+import dagster as dg
+
+from chronos_pipeline.partitions import videos_partitions
+
+ingest_video_job = dg.define_asset_job(
+    "ingest_video",
+    selection=dg.AssetSelection.groups("ingest"),
+    partitions_def=videos_partitions,
+    description="Probe, transcribe, chunk and embed one uploaded video.",
+)
+reembed_job = dg.define_asset_job(
+    "reembed_videos",
+    selection=dg.AssetSelection.assets("embeddings"),
+    partitions_def=videos_partitions,
+    description="Re-embed videos' chunks (backfill after an embedding model change).",
+)

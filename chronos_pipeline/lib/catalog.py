@@ -1,0 +1,425 @@
+"""The catalog: creators and their API keys, courses, videos and their status, chat history.
+
+SQLite in the data directory by default, PostgreSQL when ``CHRONOS_DATABASE_URL`` is set.
+Every read a creator can trigger takes the creator's id, so no query returns another
+creator's rows. The schema is owned by Alembic (``migrations/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from chronos_pipeline.lib import ids
+from chronos_pipeline.lib.catalog_models import (
+    ChatMessageRow,
+    ChatSessionRow,
+    CourseRow,
+    CreatorRow,
+    VideoRow,
+    VideoStatusEventRow,
+)
+from chronos_pipeline.lib.errors import (
+    AuthenticationError,
+    NotFoundError,
+    StorageBusy,
+    ValidationError,
+)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class VideoStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"
+    UPLOADED = "uploaded"
+    QUEUED = "queued"
+    TRANSCRIBING = "transcribing"
+    CHUNKING = "chunking"
+    EMBEDDING = "embedding"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Creator:
+    id: str
+    name: str
+    api_key_prefix: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Course:
+    id: str
+    creator_id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Video:
+    id: str
+    creator_id: str
+    course_id: str | None
+    title: str
+    original_filename: str | None
+    container: str | None
+    duration_s: float | None
+    size_bytes: int | None
+    status: VideoStatus
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    status: VideoStatus
+    message: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ChatSession:
+    id: str
+    creator_id: str
+    course_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: str
+    session_id: str
+    role: str
+    content: str
+    references: list[dict[str, Any]]
+    created_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands datetimes back naive; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def hash_api_key(api_key: str) -> str:
+    # API keys are 256 random bits, so a plain SHA-256 is enough (no password stretching).
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _creator(row: CreatorRow) -> Creator:
+    return Creator(row.id, row.name, row.api_key_prefix, _aware(row.created_at))
+
+
+def _course(row: CourseRow) -> Course:
+    return Course(row.id, row.creator_id, row.name, _aware(row.created_at))
+
+
+def _video(row: VideoRow) -> Video:
+    return Video(
+        id=row.id,
+        creator_id=row.creator_id,
+        course_id=row.course_id,
+        title=row.title,
+        original_filename=row.original_filename,
+        container=row.container,
+        duration_s=row.duration_s,
+        size_bytes=row.size_bytes,
+        status=VideoStatus(row.status),
+        error_message=row.error_message,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _session(row: ChatSessionRow) -> ChatSession:
+    return ChatSession(row.id, row.creator_id, row.course_id, _aware(row.created_at))
+
+
+def _message(row: ChatMessageRow) -> ChatMessage:
+    return ChatMessage(
+        row.id, row.session_id, row.role, row.content, list(row.references or []),
+        _aware(row.created_at),
+    )
+
+
+def migrate(url: str) -> None:
+    """Bring the catalog schema at ``url`` to the newest Alembic revision."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+class Catalog:
+    """Typed access to the catalog database."""
+
+    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if migrate_schema:
+            migrate(url)
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            if "locked" in str(exc):
+                raise StorageBusy("the catalog database is busy; try again") from exc
+            raise
+
+    # creators -------------------------------------------------------------------------
+    def create_creator(self, name: str) -> tuple[Creator, str]:
+        """Create a creator; returns it and its API key (shown once, stored hashed)."""
+        name = name.strip()
+        if not name:
+            raise ValidationError("a creator needs a name")
+        api_key = "chr_" + secrets.token_urlsafe(32)
+        row = CreatorRow(
+            id=ids.new_id("creator"),
+            name=name,
+            api_key_hash=hash_api_key(api_key),
+            api_key_prefix=api_key[:12],
+            created_at=_now(),
+        )
+        with self._tx() as session:
+            session.add(row)
+        return _creator(row), api_key
+
+    def rotate_api_key(self, creator_id: str) -> str:
+        api_key = "chr_" + secrets.token_urlsafe(32)
+        with self._tx() as session:
+            row = session.get(CreatorRow, creator_id)
+            if row is None:
+                raise NotFoundError(f"no creator {creator_id}")
+            row.api_key_hash = hash_api_key(api_key)
+            row.api_key_prefix = api_key[:12]
+        return api_key
+
+    def authenticate(self, api_key: str | None) -> Creator:
+        if not api_key:
+            raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
+        with self._tx() as session:
+            row = session.scalars(
+                select(CreatorRow).where(CreatorRow.api_key_hash == hash_api_key(api_key))
+            ).one_or_none()
+            if row is None:
+                raise AuthenticationError("invalid API key")
+            return _creator(row)
+
+    def get_creator(self, creator_id: str) -> Creator:
+        with self._tx() as session:
+            row = session.get(CreatorRow, ids.require(creator_id, "creator"))
+            if row is None:
+                raise NotFoundError(f"no creator {creator_id}")
+            return _creator(row)
+
+    def list_creators(self) -> list[Creator]:
+        with self._tx() as session:
+            rows = session.scalars(select(CreatorRow).order_by(CreatorRow.created_at)).all()
+            return [_creator(r) for r in rows]
+
+    # courses --------------------------------------------------------------------------
+    def create_course(self, creator_id: str, name: str) -> Course:
+        name = name.strip()
+        if not name:
+            raise ValidationError("a course needs a name")
+        row = CourseRow(id=ids.new_id("course"), creator_id=creator_id, name=name,
+                        created_at=_now())
+        with self._tx() as session:
+            session.add(row)
+        return _course(row)
+
+    def get_course(self, creator_id: str, course_id: str) -> Course:
+        ids.require(course_id, "course")
+        with self._tx() as session:
+            row = session.get(CourseRow, course_id)
+            if row is None or row.creator_id != creator_id:
+                raise NotFoundError(f"unknown course {course_id}")
+            return _course(row)
+
+    def list_courses(self, creator_id: str) -> list[Course]:
+        with self._tx() as session:
+            rows = session.scalars(
+                select(CourseRow).where(CourseRow.creator_id == creator_id)
+                .order_by(CourseRow.created_at)
+            ).all()
+            return [_course(r) for r in rows]
+
+    # videos ---------------------------------------------------------------------------
+    def create_video(
+        self, creator_id: str, title: str, course_id: str | None = None,
+        original_filename: str | None = None,
+    ) -> Video:
+        title = title.strip()
+        if not title:
+            raise ValidationError("a video needs a title")
+        if course_id is not None:
+            self.get_course(creator_id, course_id)
+        now = _now()
+        row = VideoRow(
+            id=ids.new_id("video"), creator_id=creator_id, course_id=course_id, title=title,
+            original_filename=original_filename, status=VideoStatus.AWAITING_UPLOAD.value,
+            created_at=now, updated_at=now,
+        )
+        with self._tx() as session:
+            session.add(row)
+            session.add(VideoStatusEventRow(video_id=row.id, status=row.status, at=now))
+        return _video(row)
+
+    def get_video(self, creator_id: str, video_id: str) -> Video:
+        """The creator's video, or NotFoundError (also for another creator's video)."""
+        ids.require(video_id, "video")
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            if row is None or row.creator_id != creator_id:
+                raise NotFoundError(f"no video {video_id}")
+            return _video(row)
+
+    def find_video(self, video_id: str) -> Video:
+        """Any creator's video: for the pipeline and operators, never for a request."""
+        ids.require(video_id, "video")
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            if row is None:
+                raise NotFoundError(f"no video {video_id}")
+            return _video(row)
+
+    def list_videos(self, creator_id: str, course_id: str | None = None) -> list[Video]:
+        with self._tx() as session:
+            query = select(VideoRow).where(VideoRow.creator_id == creator_id)
+            if course_id is not None:
+                query = query.where(VideoRow.course_id == course_id)
+            rows = session.scalars(query.order_by(VideoRow.created_at)).all()
+            return [_video(r) for r in rows]
+
+    def titles(self, video_ids: list[str]) -> dict[str, str]:
+        if not video_ids:
+            return {}
+        with self._tx() as session:
+            rows = session.execute(
+                select(VideoRow.id, VideoRow.title).where(VideoRow.id.in_(video_ids))
+            ).all()
+            return {vid: title for vid, title in rows}
+
+    def record_upload(
+        self, video_id: str, *, container: str, duration_s: float, size_bytes: int
+    ) -> Video:
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            if row is None:
+                raise NotFoundError(f"no video {video_id}")
+            row.container = container
+            row.duration_s = duration_s
+            row.size_bytes = size_bytes
+            row.updated_at = _now()
+            return _video(row)
+
+    def set_status(self, video_id: str, status: VideoStatus, message: str | None = None) -> Video:
+        """Move a video to ``status``; a failure keeps its message for the creator."""
+        now = _now()
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            if row is None:
+                raise NotFoundError(f"no video {video_id}")
+            row.status = status.value
+            row.error_message = message if status is VideoStatus.FAILED else None
+            row.updated_at = now
+            session.add(VideoStatusEventRow(video_id=video_id, status=status.value,
+                                            message=message, at=now))
+            return _video(row)
+
+    def delete_video(self, video_id: str) -> None:
+        """Remove a video that never finished uploading (and its status events)."""
+        with self._tx() as session:
+            session.execute(
+                delete(VideoStatusEventRow).where(VideoStatusEventRow.video_id == video_id)
+            )
+            session.execute(delete(VideoRow).where(VideoRow.id == video_id))
+
+    def status_history(self, video_id: str) -> list[StatusEvent]:
+        with self._tx() as session:
+            rows = session.scalars(
+                select(VideoStatusEventRow).where(VideoStatusEventRow.video_id == video_id)
+                .order_by(VideoStatusEventRow.id)
+            ).all()
+            return [StatusEvent(VideoStatus(r.status), r.message, _aware(r.at)) for r in rows]
+
+    # chat -----------------------------------------------------------------------------
+    def create_chat_session(self, creator_id: str, course_id: str | None) -> ChatSession:
+        row = ChatSessionRow(id=ids.new_id("chat_session"), creator_id=creator_id,
+                             course_id=course_id, created_at=_now())
+        with self._tx() as session:
+            session.add(row)
+        return _session(row)
+
+    def get_chat_session(self, creator_id: str, session_id: str) -> ChatSession:
+        ids.require(session_id, "chat_session")
+        with self._tx() as session:
+            row = session.get(ChatSessionRow, session_id)
+            if row is None or row.creator_id != creator_id:
+                raise NotFoundError(f"no chat session {session_id}")
+            return _session(row)
+
+    def list_chat_sessions(self, creator_id: str) -> list[ChatSession]:
+        with self._tx() as session:
+            rows = session.scalars(
+                select(ChatSessionRow).where(ChatSessionRow.creator_id == creator_id)
+                .order_by(ChatSessionRow.created_at)
+            ).all()
+            return [_session(r) for r in rows]
+
+    def add_chat_message(
+        self, session_id: str, role: str, content: str,
+        references: list[dict[str, Any]] | None = None, message_id: str | None = None,
+    ) -> ChatMessage:
+        row = ChatMessageRow(id=message_id or ids.new_id("message"), session_id=session_id,
+                             role=role,
+                             content=content, references=references or [], created_at=_now())
+        with self._tx() as session:
+            session.add(row)
+        return _message(row)
+
+    def chat_messages(self, session_id: str) -> list[ChatMessage]:
+        with self._tx() as session:
+            rows = session.scalars(
+                select(ChatMessageRow).where(ChatMessageRow.session_id == session_id)
+                .order_by(ChatMessageRow.created_at, ChatMessageRow.id)
+            ).all()
+            return [_message(r) for r in rows]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the API read while a pipeline step writes; busy_timeout waits out short locks.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,100 @@
+"""One error taxonomy for all of Chronos.
+
+    ChronosError
+    ├── TransientError            retry later: the same call may succeed
+    │   ├── ProviderUnavailable   rate limit, timeout, 5xx, connection reset
+    │   └── StorageBusy           a concurrent writer held the table or file
+    ├── TerminalError             fail now: retrying cannot help
+    │   ├── MediaError            not a video we can read, no audio, truncated, silent
+    │   ├── NoSpeechError         the audio holds no speech to transcribe
+    │   ├── PricingError          a model with no price in the price table
+    │   ├── ConfigurationError    a setting that cannot work
+    │   └── PipelineStateError    a stage's input is missing (run the upstream stage)
+    └── ClientError               the caller asked for something wrong (HTTP 4xx)
+        ├── AuthenticationError   missing or wrong API key            401
+        ├── NotFoundError         no such video/course/session for this creator  404
+        ├── ValidationError       a malformed request                  422
+        ├── UnsupportedMediaError the upload is not a video with sound 415
+        ├── PayloadTooLargeError  the upload is over the size cap      413
+        └── ConflictError         the request does not fit the state   409
+
+The Dagster layer retries ``TransientError`` under a ``RetryPolicy`` and turns
+``TerminalError`` into ``dagster.Failure``; the HTTP layer maps every ``ClientError`` to its
+status code in one place.
+"""
+
+from __future__ import annotations
+
+
+class ChronosError(Exception):
+    """Base of every error Chronos raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientError(ChronosError):
+    """Retrying later may succeed."""
+
+
+class ProviderUnavailable(TransientError):
+    """A provider was rate limited, timed out or answered 5xx."""
+
+
+class StorageBusy(TransientError):
+    """A concurrent writer held the resource."""
+
+
+class TerminalError(ChronosError):
+    """Retrying cannot help; the creator has to act."""
+
+
+class MediaError(TerminalError):
+    """The media cannot be used (unreadable, truncated, no audio)."""
+
+
+class NoSpeechError(TerminalError):
+    """The audio holds no speech."""
+
+
+class PricingError(TerminalError):
+    """A billable event has no price."""
+
+
+class ConfigurationError(TerminalError):
+    """A setting cannot work."""
+
+
+class PipelineStateError(TerminalError):
+    """A stage's input is missing."""
+
+
+class ClientError(ChronosError):
+    """The caller asked for something wrong."""
+
+    status_code = 400
+
+
+class AuthenticationError(ClientError):
+    status_code = 401
+
+
+class NotFoundError(ClientError):
+    status_code = 404
+
+
+class ValidationError(ClientError):
+    status_code = 422
+
+
+class UnsupportedMediaError(ClientError):
+    status_code = 415
+
+
+class PayloadTooLargeError(ClientError):
+    status_code = 413
+
+
+class ConflictError(ClientError):
+    status_code = 409

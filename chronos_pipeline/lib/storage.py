@@ -1,0 +1,114 @@
+"""Where a video's files live, and how they are written so that nothing half-done shows.
+
+Layout under the data directory::
+
+    storage/videos/<creator_id>/<video_id>/source.<ext>     the uploaded bytes
+                                          /manifest.json    written last, on confirm
+                                          /thumbnail.jpg    the video asset
+                                          /transcript.json  the transcript asset
+                                          /chunks.json      the chunks asset
+    storage/uploads/<video_id>.<token>.part                 bytes still arriving
+
+Every file is written to a temporary name and renamed into place, so a reader (the
+sensor, the API) sees either the whole file or none. A ``.part`` upload is never visible
+under ``videos/``. Object storage would replace this class, not its callers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from chronos_pipeline.lib import ids
+from chronos_pipeline.lib.errors import PipelineStateError
+
+MANIFEST = "manifest.json"
+
+
+class Storage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.videos_root = root / "videos"
+        self.uploads_root = root / "uploads"
+
+    def video_dir(self, creator_id: str, video_id: str) -> Path:
+        ids.require(creator_id, "creator")
+        ids.require(video_id, "video")
+        return self.videos_root / creator_id / video_id
+
+    def new_upload_path(self, video_id: str) -> Path:
+        self.uploads_root.mkdir(parents=True, exist_ok=True)
+        return self.uploads_root / f"{ids.require(video_id, 'video')}.{secrets.token_hex(4)}.part"
+
+    def source_path(self, creator_id: str, video_id: str) -> Path | None:
+        directory = self.video_dir(creator_id, video_id)
+        if not directory.is_dir():
+            return None
+        for candidate in sorted(directory.glob("source.*")):
+            return candidate
+        return None
+
+    def require_source(self, creator_id: str, video_id: str) -> Path:
+        path = self.source_path(creator_id, video_id)
+        if path is None:
+            raise PipelineStateError(f"video {video_id} has no uploaded source file")
+        return path
+
+    def place_source(self, upload: Path, creator_id: str, video_id: str, extension: str) -> Path:
+        directory = self.video_dir(creator_id, video_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("source.*"):
+            stale.unlink()
+        target = directory / f"source.{extension}"
+        os.replace(upload, target)
+        return target
+
+    def write_json(self, creator_id: str, video_id: str, name: str, data: Any) -> Path:
+        return self.write_bytes(
+            creator_id, video_id, name, json.dumps(data, ensure_ascii=False, indent=1).encode()
+        )
+
+    def write_bytes(self, creator_id: str, video_id: str, name: str, data: bytes) -> Path:
+        directory = self.video_dir(creator_id, video_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / name
+        temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        return target
+
+    def read_json(self, creator_id: str, video_id: str, name: str) -> Any:
+        path = self.video_dir(creator_id, video_id) / name
+        if not path.is_file():
+            raise PipelineStateError(
+                f"{name} is missing for video {video_id}; materialize the upstream asset first"
+            )
+        return json.loads(path.read_text())
+
+    def manifests(self) -> Iterator[tuple[Path, int]]:
+        """Every confirmed video's manifest with its modification time (ns)."""
+        if not self.videos_root.is_dir():
+            return
+        for path in self.videos_root.glob(f"cr_*/vd_*/{MANIFEST}"):
+            try:
+                yield path, path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+
+    def read_manifest(self, path: Path) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def discard_video(self, creator_id: str, video_id: str) -> None:
+        directory = self.video_dir(creator_id, video_id)
+        if directory.is_dir():
+            for child in directory.iterdir():
+                child.unlink()
+            directory.rmdir()

@@ -1,0 +1,172 @@
+"""Chunk vectors in LanceDB, one table per embedding model, every row tagged by creator.
+
+Writes replace one video's rows atomically (``merge_insert`` keyed by video and chunk,
+deleting the video's stale rows), so re-running a partition never duplicates vectors.
+Searches are always filtered to one creator (and optionally one course); the filter is
+built only from ids that have passed ``ids.require``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from chronos_pipeline.lib import ids
+from chronos_pipeline.lib.chunking import Chunk
+from chronos_pipeline.lib.errors import ConfigurationError, StorageBusy
+
+
+@dataclass(frozen=True)
+class Hit:
+    video_id: str
+    chunk_index: int
+    start_s: float
+    end_s: float
+    text: str
+    sentences: list[tuple[float, float, str]]
+    score: float
+
+
+def table_name(model_id: str) -> str:
+    return "chunks__" + re.sub(r"[^a-z0-9]+", "_", model_id.lower()).strip("_")
+
+
+def _schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("creator_id", pa.string()),
+            ("course_id", pa.string()),
+            ("chunk_index", pa.int32()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("text", pa.string()),
+            ("sentences", pa.string()),
+            ("embedding_model", pa.string()),
+            ("vector", pa.list_(pa.float32(), dimension)),
+        ]
+    )
+
+
+class VectorStore:
+    def __init__(self, directory: Path, model_id: str, dimension: int) -> None:
+        self.directory = directory
+        self.model_id = model_id
+        self.dimension = dimension
+        self.name = table_name(model_id)
+        self._db = lancedb.connect(str(directory))
+
+    def _table(self, create: bool = False) -> Any:
+        if self.name in self._db.list_tables().tables:
+            table = self._db.open_table(self.name)
+            stored = table.schema.field("vector").type.list_size
+            if stored != self.dimension:
+                raise ConfigurationError(
+                    f"table {self.name} holds {stored}-dim vectors, model {self.model_id} "
+                    f"gives {self.dimension}"
+                )
+            return table
+        if not create:
+            return None
+        table = self._db.create_table(self.name, schema=_schema(self.dimension), exist_ok=True)
+        return table
+
+    def replace_video(
+        self,
+        *,
+        creator_id: str,
+        video_id: str,
+        course_id: str | None,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+    ) -> int:
+        """Make the table hold exactly ``chunks`` for this video; returns the row count."""
+        ids.require(creator_id, "creator")
+        ids.require(video_id, "video")
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        rows = pa.table(
+            {
+                "video_id": [video_id] * len(chunks),
+                "creator_id": [creator_id] * len(chunks),
+                "course_id": [course_id] * len(chunks),
+                "chunk_index": pa.array([c.index for c in chunks], pa.int32()),
+                "start_s": [c.start_s for c in chunks],
+                "end_s": [c.end_s for c in chunks],
+                "text": [c.text for c in chunks],
+                "sentences": [json.dumps([[s.start_s, s.end_s, s.text] for s in c.sentences])
+                              for c in chunks],
+                "embedding_model": [self.model_id] * len(chunks),
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.asarray(vectors, dtype=np.float32).reshape(-1)), self.dimension
+                ),
+            },
+            schema=_schema(self.dimension),
+        )
+        table = self._table(create=True)
+        try:
+            (
+                table.merge_insert(["video_id", "chunk_index"])
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(f"video_id = '{video_id}'")
+                .execute(rows)
+            )
+        except (OSError, RuntimeError) as exc:
+            if "onflict" in str(exc) or "retry" in str(exc).lower():
+                raise StorageBusy(f"LanceDB table {self.name} is busy: {exc}") from exc
+            raise
+        return self.count(video_id)
+
+    def count(self, video_id: str) -> int:
+        ids.require(video_id, "video")
+        table = self._table()
+        if table is None:
+            return 0
+        return int(table.count_rows(f"video_id = '{video_id}'"))
+
+    def delete_video(self, video_id: str) -> None:
+        ids.require(video_id, "video")
+        table = self._table()
+        if table is not None:
+            table.delete(f"video_id = '{video_id}'")
+
+    def search(
+        self, vector: np.ndarray, *, creator_id: str, course_id: str | None = None, k: int = 5
+    ) -> list[Hit]:
+        """The ``k`` chunks nearest to ``vector`` among this creator's videos."""
+        where = f"creator_id = '{ids.require(creator_id, 'creator')}'"
+        if course_id is not None:
+            where += f" AND course_id = '{ids.require(course_id, 'course')}'"
+        table = self._table()
+        if table is None:
+            return []
+        results = (
+            table.search(np.asarray(vector, dtype=np.float32).reshape(-1))
+            .distance_type("cosine")
+            .where(where, prefilter=True)
+            .select(["video_id", "chunk_index", "start_s", "end_s", "text", "sentences",
+                     "_distance"])
+            .limit(k)
+            .to_list()
+        )
+        return [
+            Hit(
+                video_id=r["video_id"],
+                chunk_index=int(r["chunk_index"]),
+                start_s=float(r["start_s"]),
+                end_s=float(r["end_s"]),
+                text=r["text"],
+                sentences=[(float(a), float(b), str(t)) for a, b, t in json.loads(r["sentences"])],
+                score=round(1.0 - float(r["_distance"]), 4),
+            )
+            for r in results
+        ]

@@ -1,0 +1,5 @@
+"""One dynamic partition per uploaded video; the key is the video id."""
+
+import dagster as dg
+
+videos_partitions = dg.DynamicPartitionsDefinition(name="videos")

@@ -1,0 +1,1 @@
+"""Dagster resources: thin wrappers that hand the assets the framework-free core."""

@@ -1,0 +1,29 @@
+"""The Chronos core as a Dagster resource."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+
+from chronos_pipeline.lib.services import Services
+from chronos_pipeline.lib.settings import Settings
+
+
+@lru_cache(maxsize=8)
+def _services(data_dir: str | None) -> Services:
+    # One set of services (and loaded models) per process and data directory.
+    settings = Settings.from_env()
+    if data_dir:
+        settings = settings.with_overrides(data_dir=Path(data_dir).resolve())
+    return Services(settings)
+
+
+class ChronosResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Catalog, storage, ledger, vector store and providers, configured from the environment."""
+
+    data_dir: str | None = None
+
+    def services(self) -> Services:
+        return _services(self.data_dir)

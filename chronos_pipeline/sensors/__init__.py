@@ -1,0 +1,1 @@
+"""Sensors that turn storage events into runs."""

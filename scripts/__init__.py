@@ -1,0 +1,1 @@
+"""Developer scripts for Chronos (sample-media generators and other one-off tools)."""
