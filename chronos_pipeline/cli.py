@@ -93,13 +93,15 @@ def cmd_courses_list(services: Services, args: argparse.Namespace) -> int:
 def wait_for(services: Services, video_id: str, timeout_s: float) -> VideoStatus:
     """Drive or follow the pipeline until the video is ready or failed."""
     from chronos_pipeline.instance import open_instance
+    from chronos_pipeline.resources.chronos import ChronosResource
     from chronos_pipeline.runner import daemon_is_running, run_pending
 
     instance = open_instance(services.settings)
     if daemon_is_running(instance):
         _say("a Dagster daemon is running; following its run")
     else:
-        run_pending(instance, only={video_id}, announce=_say)
+        chronos = ChronosResource(data_dir=str(services.settings.data_dir))
+        run_pending(instance, chronos, only={video_id}, announce=_say)
     deadline = time.monotonic() + timeout_s
     last: VideoStatus | None = None
     while True:

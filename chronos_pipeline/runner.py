@@ -17,6 +17,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from chronos_pipeline.definitions import defs
 from chronos_pipeline.jobs import ingest_video_job
 from chronos_pipeline.partitions import videos_partitions
+from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.sensors.uploads import SENSOR_NAME
 
 DAEMON_FRESH_S = 60.0
@@ -40,10 +41,12 @@ def daemon_is_running(instance: dg.DagsterInstance) -> bool:
     return any(now - beat.timestamp < DAEMON_FRESH_S for beat in heartbeats.values())
 
 
-def pending_run_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+def pending_run_requests(
+    instance: dg.DagsterInstance, chronos: ChronosResource
+) -> list[dg.RunRequest]:
     """Evaluate the upload sensor over all manifests; keep requests no run has served."""
     context = dg.build_sensor_context(
-        instance=instance, definitions=defs, cursor=None, resources=dict(defs.resources or {})
+        instance=instance, definitions=defs, cursor=None, resources={"chronos": chronos}
     )
     result = defs.resolve_sensor_def(SENSOR_NAME)(context)
     assert isinstance(result, dg.SensorResult)
@@ -60,11 +63,14 @@ def pending_run_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
 
 
 def run_pending(
-    instance: dg.DagsterInstance, *, only: set[str] | None = None,
+    instance: dg.DagsterInstance,
+    chronos: ChronosResource,
+    *,
+    only: set[str] | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> list[RunOutcome]:
     """Execute every pending upload run in this process (or just those in ``only``)."""
-    requests = [r for r in pending_run_requests(instance)
+    requests = [r for r in pending_run_requests(instance, chronos)
                 if only is None or r.partition_key in only]
     keys = [str(r.partition_key) for r in requests]
     if keys:
@@ -77,7 +83,7 @@ def run_pending(
             announce(f"running the pipeline for {key} in this process")
         result = job.execute_in_process(
             instance=instance, partition_key=key, raise_on_error=False,
-            run_config=QUIET_LOGGING,
+            run_config=QUIET_LOGGING, resources={"chronos": chronos},
             tags={RUN_KEY_TAG: str(request.run_key), SENSOR_NAME_TAG: SENSOR_NAME},
         )
         outcomes.append(RunOutcome(key, result.run_id, result.success))

@@ -12,11 +12,8 @@ from chronos_pipeline.lib.settings import Settings
 
 
 @lru_cache(maxsize=8)
-def _services(data_dir: str | None) -> Services:
-    # One set of services (and loaded models) per process and data directory.
-    settings = Settings.from_env()
-    if data_dir:
-        settings = settings.with_overrides(data_dir=Path(data_dir).resolve())
+def _services(settings: Settings) -> Services:
+    # One set of services per process and configuration; models are cached per process.
     return Services(settings)
 
 
@@ -26,4 +23,7 @@ class ChronosResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     data_dir: str | None = None
 
     def services(self) -> Services:
-        return _services(self.data_dir)
+        settings = Settings.from_env()
+        if self.data_dir:
+            settings = settings.with_overrides(data_dir=Path(self.data_dir).resolve())
+        return _services(settings)

@@ -1,0 +1,64 @@
+"""Definitions load, and the upload sensor requests each video exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from chronos_pipeline.definitions import defs
+from chronos_pipeline.lib.catalog import VideoStatus
+from chronos_pipeline.lib.services import Services
+from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.sensors.uploads import upload_sensor
+from tests.conftest import SAMPLE_MP4
+
+
+def test_definitions_load() -> None:
+    repository = defs.get_repository_def()
+    assert {k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()} == {
+        "video", "transcript", "chunks", "embeddings"}
+    assert defs.resolve_job_def("ingest_video") is not None
+    assert defs.resolve_sensor_def("upload_sensor").default_status is (
+        dg.DefaultSensorStatus.RUNNING)
+    check_names = {key.name for key in repository.asset_graph.asset_check_keys}
+    assert check_names == {"transcript_is_speech", "vectors_match_chunks"}
+
+
+def _tick(services: Services, cursor: str | None) -> dg.SensorResult:
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor,
+            resources={"chronos": ChronosResource(data_dir=str(services.settings.data_dir))},
+        )
+        result = upload_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_sensor_cursor_never_re_requests_a_processed_video(
+    services: Services, creator: tuple[str, str], tmp_path: Path
+) -> None:
+    first = services.ingest.ingest_file(creator[0], SAMPLE_MP4, title="One")
+    tick = _tick(services, None)
+    assert [r.partition_key for r in tick.run_requests or []] == [first.id]
+    assert [r.run_key for r in tick.run_requests or []] == [first.id]
+    requests = tick.dynamic_partitions_requests or []
+    assert [list(r.partition_keys or []) for r in requests] == [[first.id]]
+    assert services.catalog.find_video(first.id).status is VideoStatus.QUEUED
+
+    again = _tick(services, tick.cursor)
+    assert again.run_requests == [] and again.cursor == tick.cursor
+
+    second = services.ingest.ingest_file(creator[0], SAMPLE_MP4, title="Two")
+    later = _tick(services, again.cursor)
+    assert [r.partition_key for r in later.run_requests or []] == [second.id]
+
+
+def test_sensor_ignores_uploads_that_were_never_confirmed(
+    services: Services, creator: tuple[str, str]
+) -> None:
+    video = services.ingest.create(creator[0], "Half done")
+    with open(SAMPLE_MP4, "rb") as handle:
+        services.ingest.receive(creator[0], video.id, [handle.read()])
+    assert _tick(services, None).run_requests == []
