@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -334,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Schema migrations and model loading narrate at INFO; a CLI user needs none of it.
+    for name in ("alembic", "faster_whisper", "sentence_transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         services = Services.from_env()
         if args.command == "serve":

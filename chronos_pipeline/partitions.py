@@ -2,4 +2,5 @@
 
 import dagster as dg
 
-videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
+VIDEOS = "videos"
+videos_partitions = dg.DynamicPartitionsDefinition(name=VIDEOS)

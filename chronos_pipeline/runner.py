@@ -16,7 +16,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from chronos_pipeline.definitions import defs
 from chronos_pipeline.jobs import ingest_video_job
-from chronos_pipeline.partitions import videos_partitions
+from chronos_pipeline.partitions import VIDEOS
 from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.sensors.uploads import SENSOR_NAME
 
@@ -35,7 +35,7 @@ def daemon_is_running(instance: dg.DagsterInstance) -> bool:
     """True when a Dagster daemon has sent a heartbeat recently (it then runs the sensor)."""
     try:
         heartbeats = instance.get_daemon_heartbeats()
-    except Exception:  # noqa: BLE001 - an instance without daemon tables has no daemon
+    except Exception:
         return False
     now = time.time()
     return any(now - beat.timestamp < DAEMON_FRESH_S for beat in heartbeats.values())
@@ -74,7 +74,7 @@ def run_pending(
                 if only is None or r.partition_key in only]
     keys = [str(r.partition_key) for r in requests]
     if keys:
-        instance.add_dynamic_partitions(videos_partitions.name, keys)
+        instance.add_dynamic_partitions(VIDEOS, keys)
     job = defs.resolve_job_def(ingest_video_job.name)
     outcomes = []
     for request in requests:

@@ -72,7 +72,7 @@ def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test; mandatory in CI, skipped elsewhere."""
     try:
         admin = _pg_admin()
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+    except Exception as exc:
         if os.environ.get("CHRONOS_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL is required here but not reachable: {exc}")
         pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL} ({exc})")

@@ -10,7 +10,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chronos_api.errors import error_body
 from chronos_api.schemas import AnswerOut, ChatIn, ChatSessionOut, ReferenceOut
-from chronos_pipeline.lib.answering import AnswerDelta, AnswerDone, AnswerReferences, Answering
+from chronos_pipeline.lib.answering import AnswerDelta, AnswerDone, Answering, AnswerReferences
 from chronos_pipeline.lib.catalog import Creator
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services

@@ -11,7 +11,9 @@ from chronos_pipeline.resources.chronos import ChronosResource
 
 @dg.asset(partitions_def=videos_partitions, deps=[transcript], retry_policy=RETRY_POLICY,
           group_name="ingest", kinds={"python"})
-def chunks(context: dg.AssetExecutionContext, chronos: ChronosResource) -> dg.MaterializeResult:
+def chunks(
+    context: dg.AssetExecutionContext, chronos: ChronosResource
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Sentence-aligned chunks of about 120 words with their start and end times."""
     services = chronos.services()
     _chunks, result = run_step(context, services, "chunking",

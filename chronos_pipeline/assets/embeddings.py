@@ -14,7 +14,7 @@ from chronos_pipeline.resources.chronos import ChronosResource
           check_specs=vector_check_specs, group_name="ingest", kinds={"lancedb"})
 def embeddings(
     context: dg.AssetExecutionContext, chronos: ChronosResource
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Chunk vectors in LanceDB (re-running replaces this video's rows, never adds)."""
     services = chronos.services()
     result = run_step(

@@ -18,7 +18,7 @@ PROGRESS_EVERY_S = 10.0
           check_specs=transcript_check_specs, group_name="ingest", kinds={"python", "whisper"})
 def transcript(
     context: dg.AssetExecutionContext, chronos: ChronosResource
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """The lecture's words with their times, from faster-whisper (VAD on)."""
     services = chronos.services()
     started = time.monotonic()

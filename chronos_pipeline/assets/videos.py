@@ -10,7 +10,9 @@ from chronos_pipeline.resources.chronos import ChronosResource
 
 @dg.asset(partitions_def=videos_partitions, retry_policy=RETRY_POLICY, group_name="ingest",
           kinds={"python", "pyav"})
-def video(context: dg.AssetExecutionContext, chronos: ChronosResource) -> dg.MaterializeResult:
+def video(
+    context: dg.AssetExecutionContext, chronos: ChronosResource
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """The uploaded lecture, probed with PyAV, with a thumbnail JPEG."""
     services = chronos.services()
     result = run_step(context, services, "probing the video",

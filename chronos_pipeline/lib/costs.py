@@ -61,7 +61,7 @@ def usage_by(ledger: Ledger, creator_id: str, dimension: str) -> Table:
 
 
 def total_cost(ledger: Ledger, creator_id: str) -> float:
-    columns, rows = ledger.query(
+    _columns, rows = ledger.query(
         "SELECT coalesce(sum(cost_usd), 0) FROM cost_records WHERE creator_id = ?", [creator_id]
     )
     return float(rows[0][0])

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chronos_pipeline.lib.errors import ValidationError
 from chronos_pipeline.lib.pricing import PriceTable
 
 MONEY = pa.decimal128(38, 12)
@@ -179,6 +180,9 @@ class Ledger:
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run SQL against ``cost_records``; returns column names and rows."""
         with self.connect() as connection:
-            result = connection.execute(sql, params or [])
-            columns = [d[0] for d in result.description or []]
-            return columns, result.fetchall()
+            try:
+                result = connection.execute(sql, params or [])
+                columns = [d[0] for d in result.description or []]
+                return columns, result.fetchall()
+            except duckdb.Error as exc:
+                raise ValidationError(f"the cost query failed: {exc}") from exc

@@ -17,7 +17,7 @@ import av.error
 import numpy as np
 from av.audio.resampler import AudioResampler
 
-from chronos_pipeline.lib.errors import MediaError, UnsupportedMediaError
+from chronos_pipeline.lib.errors import UnsupportedMediaError
 
 # FFmpeg demuxer names (as PyAV reports them) of the containers we accept, and the
 # extension each one is stored under.
@@ -155,7 +155,7 @@ def thumbnail_jpeg(path: Path, at_fraction: float = 0.1, max_width: int = 640) -
         if target > 0 and stream.time_base is not None:
             container.seek(int(target / stream.time_base), stream=stream, backward=True)
         for frame in container.decode(stream):
-            image = frame.to_image()
+            image = frame.to_image()  # type: ignore[no-untyped-call]
             if image.width > max_width:
                 height = round(image.height * max_width / image.width)
                 image = image.resize((max_width, height))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def test_status_changes_are_kept_with_their_times_and_failure_message(catalog: C
         VideoStatus.AWAITING_UPLOAD, VideoStatus.UPLOADED, VideoStatus.QUEUED,
         VideoStatus.TRANSCRIBING, VideoStatus.FAILED,
     ]
-    assert all(a.at <= b.at for a, b in zip(history, history[1:], strict=False))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(history))
 
 
 def test_large_video_sizes_fit(catalog: Catalog) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from chronos_pipeline.lib.chunking import chunk_transcript, sentences
 from chronos_pipeline.lib.transcripts import Segment, Transcript, Word
 
@@ -40,7 +42,7 @@ def test_chunks_hold_about_the_target_words_and_overlap_by_whole_sentences() -> 
     chunks = chunk_transcript(_transcript(40), target_words=60, overlap_words=20)
     assert all(c.word_count <= 60 for c in chunks)
     assert all(c.word_count >= 30 for c in chunks[:-1])
-    for previous, current in zip(chunks, chunks[1:], strict=False):
+    for previous, current in itertools.pairwise(chunks):
         shared = {s.start_s for s in previous.sentences} & {s.start_s for s in current.sentences}
         assert 1 <= len(shared) <= 2  # 10-word sentences: 20 words of overlap
         assert current.start_s > previous.start_s

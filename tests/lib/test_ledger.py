@@ -21,7 +21,7 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 def test_empty_ledger_answers_queries_with_no_rows(ledger: Ledger) -> None:
-    columns, rows = ledger.query("SELECT count(*) AS n, sum(cost_usd) FROM cost_records")
+    _columns, rows = ledger.query("SELECT count(*) AS n, sum(cost_usd) FROM cost_records")
     assert rows == [(0, None)]
 
 

@@ -35,7 +35,7 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def test_edit_distance_counts_substitutions_insertions_and_deletions() -> None:
-    assert edit_distance("a b c".split(), "a x c d".split()) == 2
+    assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
     assert edit_distance([], ["a"]) == 1
 
 

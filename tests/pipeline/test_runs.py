@@ -10,9 +10,9 @@ import pytest
 from chronos_pipeline.instance import open_instance
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.services import Services
+from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.runner import run_pending
-from chronos_pipeline.lib.settings import Settings
 from tests.conftest import SAMPLE_MP4, World
 from tests.media import make_video
 
@@ -86,7 +86,8 @@ def test_silent_video_fails_with_a_message_a_creator_can_act_on(
     run = instance.get_run_by_id(outcomes[0].run_id)
     assert run is not None
     retries = [e for e in instance.all_logs(run.run_id)
-               if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"]
+               if e.dagster_event is not None
+               and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries == []
     instance.dispose()
 

@@ -1,0 +1,108 @@
+"""The ``chronos`` command line, run as a user runs it: a subprocess per command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SPEECH_DIR, World
+from tests.media import make_video, speech_video
+
+
+def chronos(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CHRONOS_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "chronos_pipeline.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _creator(data_dir: Path) -> str:
+    out = chronos(data_dir, "creators", "create", "Ada")
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert lines["api_key"].startswith("chr_")
+    return lines["creator_id"]
+
+
+def test_ingest_wait_runs_the_pipeline_and_the_transcript_comes_out_as_json(
+    tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    creator_id = _creator(data_dir)
+    clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
+    out = chronos(data_dir, "ingest", str(clip), "--creator", creator_id, "--title", "JFK",
+                  "--wait")
+    assert out.returncode == 0, out.stderr
+    video_id = out.stdout.strip()
+    assert video_id.startswith("vd_")
+    assert "transcribed" in out.stderr and "status: ready" in out.stderr
+
+    status = chronos(data_dir, "status", video_id, "--json")
+    assert json.loads(status.stdout)["status"] == "ready"
+
+    transcript = json.loads(chronos(data_dir, "transcript", video_id, "--json").stdout)
+    assert set(transcript) == {"video_id", "language", "duration_s", "segments"}
+    segment = transcript["segments"][0]
+    assert set(segment) == {"start_s", "end_s", "text", "words"}
+    assert set(segment["words"][0]) == {"word", "start_s", "end_s"}
+    assert "fellow Americans" in " ".join(s["text"] for s in transcript["segments"])
+
+
+def test_ingest_of_a_text_file_fails_and_registers_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    creator_id = _creator(data_dir)
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video\n" * 100)
+    out = chronos(data_dir, "ingest", str(notes), "--creator", creator_id)
+    assert out.returncode == 1
+    assert "not a video we can read" in out.stderr
+    assert not list((data_dir / "storage" / "videos").glob("*/*"))
+
+
+def test_ingest_wait_of_a_silent_video_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    creator_id = _creator(data_dir)
+    silent = make_video(tmp_path / "silent.mp4", seconds=5, audio="silence")
+    out = chronos(data_dir, "ingest", str(silent), "--creator", creator_id, "--wait")
+    assert out.returncode == 1
+    assert "no speech" in out.stderr
+
+
+def test_unknown_creator_and_course_are_clear_errors(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    creator_id = _creator(data_dir)
+    clip = make_video(tmp_path / "tone.mp4")
+    out = chronos(data_dir, "ingest", str(clip), "--creator", "cr_0000000000000000")
+    assert out.returncode == 1 and "no creator" in out.stderr
+    out = chronos(data_dir, "ingest", str(clip), "--creator", creator_id, "--course",
+                  "co_0000000000000000")
+    assert out.returncode == 1 and "unknown course" in out.stderr
+
+
+@pytest.mark.slow
+def test_ask_json_and_costs_on_the_sample(world: World) -> None:
+    data_dir = world.settings.data_dir
+    out = chronos(data_dir, "ask", "--creator", world.creator_id, "--json",
+                  "Who introduced the relative strength index?")
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert set(answer) == {"answer", "references", "usage", "cost_usd"}
+    assert set(answer["references"][0]) == {"video_id", "title", "start_s", "end_s",
+                                            "timestamp", "text", "score"}
+    assert answer["cost_usd"] == 0.0
+
+    sql = chronos(data_dir, "costs", "sql", "--json",
+                  "SELECT stage, count(*) AS n FROM cost_records GROUP BY stage ORDER BY stage")
+    rows = {row["stage"]: row["n"] for row in json.loads(sql.stdout)}
+    assert {"upload", "transcribe", "embed", "query-embed", "chat"} <= set(rows)
+
+    report = chronos(data_dir, "costs", "report")
+    assert report.returncode == 0 and world.video_id in report.stdout
+    assert "transcribe" in report.stdout
+
+    bad = chronos(data_dir, "costs", "sql", "SELECT * FROM no_such_table")
+    assert bad.returncode == 1 and "error" in bad.stderr
