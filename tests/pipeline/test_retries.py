@@ -1,0 +1,92 @@
+"""Transient provider errors are retried under the RetryPolicy; each call is still billed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from chronos_pipeline.definitions import defs
+from chronos_pipeline.instance import open_instance
+from chronos_pipeline.lib.catalog import VideoStatus
+from chronos_pipeline.lib.errors import ProviderUnavailable
+from chronos_pipeline.lib.ledger import Usage
+from chronos_pipeline.lib.providers.base import ProgressCallback
+from chronos_pipeline.lib.providers.local_whisper import LocalWhisperTranscriber
+from chronos_pipeline.lib.services import Services
+from chronos_pipeline.lib.transcripts import Transcript
+from chronos_pipeline.resources.chronos import ChronosResource
+from tests.conftest import SPEECH_DIR
+from tests.media import speech_video
+
+
+class FlakyTranscriber(LocalWhisperTranscriber):
+    """The real local transcriber behind a provider that is rate limited at first."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.calls = 0
+
+    def transcribe(
+        self, media: Path, *, on_progress: ProgressCallback | None = None
+    ) -> tuple[Transcript, Usage]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ProviderUnavailable("rate limited (429), retry after 1 s")
+        return super().transcribe(media, on_progress=on_progress)
+
+
+class PreparedChronos(ChronosResource):
+    """The resource, handing out services prepared by the test."""
+
+    def services(self) -> Services:
+        return PREPARED[self.data_dir or ""]
+
+
+PREPARED: dict[str, Services] = {}
+
+
+def test_rate_limited_transcription_is_retried_and_the_video_gets_ready(
+    services: Services, creator: tuple[str, str], tmp_path: Path
+) -> None:
+    flaky = FlakyTranscriber(failures=1)
+    services.transcriber = flaky
+    PREPARED[str(services.settings.data_dir)] = services
+    clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
+    video = services.ingest.ingest_file(creator[0], clip, title="JFK")
+    instance = open_instance(services.settings)
+    instance.add_dynamic_partitions("videos", [video.id])
+    result = defs.resolve_job_def("ingest_video").execute_in_process(
+        instance=instance, partition_key=video.id, raise_on_error=False,
+        resources={"chronos": PreparedChronos(data_dir=str(services.settings.data_dir))},
+    )
+    assert result.success
+    assert flaky.calls == 2
+    retried = [e for e in instance.all_logs(result.run_id)
+               if e.dagster_event is not None
+               and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retried) == 1
+    assert services.catalog.find_video(video.id).status is VideoStatus.READY
+    instance.dispose()
+
+
+def test_a_provider_that_stays_down_fails_the_video_after_the_retries(
+    services: Services, creator: tuple[str, str], tmp_path: Path
+) -> None:
+    flaky = FlakyTranscriber(failures=99)
+    services.transcriber = flaky
+    PREPARED[str(services.settings.data_dir)] = services
+    clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
+    video = services.ingest.ingest_file(creator[0], clip, title="JFK")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("videos", [video.id])
+        result = defs.resolve_job_def("ingest_video").execute_in_process(
+            instance=instance, partition_key=video.id, raise_on_error=False,
+            resources={"chronos": PreparedChronos(data_dir=str(services.settings.data_dir))},
+        )
+    assert not result.success
+    assert flaky.calls == 4  # the first try and three retries
+    failed = services.catalog.find_video(video.id)
+    assert failed.status is VideoStatus.FAILED
+    assert failed.error_message is not None and "rate limited" in failed.error_message

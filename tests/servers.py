@@ -1,0 +1,52 @@
+"""Starting real server processes for tests, and always stopping them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(
+    command: Sequence[str], env: dict[str, str], ready_url: str, timeout_s: float = 90.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``command`` in its own process group; yield once ``ready_url`` answers."""
+    process = subprocess.Popen(list(command), env={**os.environ, **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"{command[0]} exited early: {stderr[-2000:]}")
+            try:
+                if httpx.get(ready_url, timeout=2.0).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ready_url} did not answer within {timeout_s:.0f} s")
+            time.sleep(0.5)
+        yield process
+    finally:
+        # Servers with worker processes may ignore a polite stop: end the whole group.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
