@@ -102,7 +102,8 @@ def wait_for(services: Services, video_id: str, timeout_s: float) -> VideoStatus
         _say("a Dagster daemon is running; following its run")
     else:
         chronos = ChronosResource(data_dir=str(services.settings.data_dir))
-        run_pending(instance, chronos, only={video_id}, announce=_say)
+        # Every pending upload runs, oldest first: a queue, not just this video.
+        run_pending(instance, chronos, announce=_say)
     deadline = time.monotonic() + timeout_s
     last: VideoStatus | None = None
     while True:

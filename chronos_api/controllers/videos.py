@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from chronos_api.schemas import VideoIn, VideoOut
 from chronos_pipeline.lib.catalog import Creator
-from chronos_pipeline.lib.errors import PayloadTooLargeError, ValidationError
+from chronos_pipeline.lib.errors import ConflictError, PayloadTooLargeError
 from chronos_pipeline.lib.ingest import Ingest
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import THUMBNAIL, TRANSCRIPT
@@ -100,6 +100,8 @@ class VideoController(Controller):
     def get_transcript(self, video_id: str, creator: Creator,
                        services: Services) -> dict[str, Any]:
         video = services.catalog.get_video(creator.id, video_id)
+        if not (services.storage.video_dir(creator.id, video.id) / TRANSCRIPT).is_file():
+            raise ConflictError(f"video {video_id} has no transcript yet (status {video.status})")
         data: dict[str, Any] = services.storage.read_json(creator.id, video.id, TRANSCRIPT)
         return data
 
@@ -109,7 +111,7 @@ class VideoController(Controller):
         services.catalog.get_video(creator.id, video_id)
         path = services.storage.video_dir(creator.id, video_id) / THUMBNAIL
         if not path.is_file():
-            raise ValidationError("no thumbnail yet: the video has not been processed")
+            raise ConflictError(f"video {video_id} has no thumbnail yet")
         return Response(path.read_bytes(), media_type="image/jpeg")
 
 

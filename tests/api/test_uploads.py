@@ -175,3 +175,15 @@ def test_openapi_schema_is_served(api: tuple[Client, Services]) -> None:
     client, _ = api
     schema = client.get("/schema/openapi.json").json()
     assert {"/videos/upload", "/chat", "/chat/answer", "/usage"} <= set(schema["paths"])
+
+
+def test_transcript_of_an_unprocessed_video_is_a_409_not_a_crash(
+    api: tuple[Client, Services]
+) -> None:
+    client, services = api
+    _, headers = _auth(services)
+    video = client.post("/videos/upload", params={"title": "Fresh"},
+                        content=SAMPLE_MP4.read_bytes(), headers=headers).json()
+    response = client.get(f"/videos/{video['id']}/transcript", headers=headers)
+    assert response.status_code == 409 and "no transcript yet" in response.json()["detail"]
+    assert client.get(f"/videos/{video['id']}/thumbnail", headers=headers).status_code == 409

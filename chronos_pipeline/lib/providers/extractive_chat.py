@@ -163,4 +163,6 @@ class ExtractiveChatModel(ChatModel):
             # An extractive model has no tokenizer of its own: these are MiniLM word pieces.
             estimated=True,
         )
-        yield Finished([rank_usage, chat_usage])
+        # No candidates means no ranking call: nothing to bill for it.
+        ranked = [rank_usage] if any(rank_usage.quantities.values()) else []
+        yield Finished([*ranked, chat_usage])
