@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 
 from chronos_pipeline.definitions import defs
-from chronos_pipeline.instance import open_instance
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.errors import ProviderUnavailable
 from chronos_pipeline.lib.ledger import Usage
@@ -47,46 +46,43 @@ class PreparedChronos(ChronosResource):
 PREPARED: dict[str, Services] = {}
 
 
-def test_rate_limited_transcription_is_retried_and_the_video_gets_ready(
-    services: Services, creator: tuple[str, str], tmp_path: Path
-) -> None:
-    flaky = FlakyTranscriber(failures=1)
+def _run_with_flaky_transcriber(
+    services: Services, creator_id: str, tmp_path: Path, failures: int
+) -> tuple[str, FlakyTranscriber, bool, int]:
+    """Ingest a speech clip and run the job; returns video, provider, success, retries."""
+    flaky = FlakyTranscriber(failures=failures)
     services.transcriber = flaky
     PREPARED[str(services.settings.data_dir)] = services
     clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
-    video = services.ingest.ingest_file(creator[0], clip, title="JFK")
-    instance = open_instance(services.settings)
-    instance.add_dynamic_partitions("videos", [video.id])
-    result = defs.resolve_job_def("ingest_video").execute_in_process(
-        instance=instance, partition_key=video.id, raise_on_error=False,
-        resources={"chronos": PreparedChronos(data_dir=str(services.settings.data_dir))},
-    )
-    assert result.success
-    assert flaky.calls == 2
-    retried = [e for e in instance.all_logs(result.run_id)
-               if e.dagster_event is not None
-               and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"]
-    assert len(retried) == 1
-    assert services.catalog.find_video(video.id).status is VideoStatus.READY
-    instance.dispose()
-
-
-def test_a_provider_that_stays_down_fails_the_video_after_the_retries(
-    services: Services, creator: tuple[str, str], tmp_path: Path
-) -> None:
-    flaky = FlakyTranscriber(failures=99)
-    services.transcriber = flaky
-    PREPARED[str(services.settings.data_dir)] = services
-    clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
-    video = services.ingest.ingest_file(creator[0], clip, title="JFK")
+    video = services.ingest.ingest_file(creator_id, clip, title="JFK")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("videos", [video.id])
         result = defs.resolve_job_def("ingest_video").execute_in_process(
             instance=instance, partition_key=video.id, raise_on_error=False,
             resources={"chronos": PreparedChronos(data_dir=str(services.settings.data_dir))},
         )
-    assert not result.success
-    assert flaky.calls == 4  # the first try and three retries
-    failed = services.catalog.find_video(video.id)
+        retries = [e for e in instance.all_logs(result.run_id)
+                   if e.dagster_event is not None
+                   and e.dagster_event.event_type_value == "STEP_UP_FOR_RETRY"]
+    return video.id, flaky, result.success, len(retries)
+
+
+def test_rate_limited_transcription_is_retried_and_the_video_gets_ready(
+    services: Services, creator: tuple[str, str], tmp_path: Path
+) -> None:
+    video_id, flaky, success, retries = _run_with_flaky_transcriber(
+        services, creator[0], tmp_path, failures=1)
+    assert success and flaky.calls == 2 and retries == 1
+    assert services.catalog.find_video(video_id).status is VideoStatus.READY
+
+
+def test_a_provider_that_stays_down_fails_the_video_after_the_retries(
+    services: Services, creator: tuple[str, str], tmp_path: Path
+) -> None:
+    video_id, flaky, success, retries = _run_with_flaky_transcriber(
+        services, creator[0], tmp_path, failures=99)
+    assert not success
+    assert flaky.calls == 4 and retries == 3  # the first try and three retries
+    failed = services.catalog.find_video(video_id)
     assert failed.status is VideoStatus.FAILED
     assert failed.error_message is not None and "rate limited" in failed.error_message
