@@ -114,7 +114,10 @@ class Ledger:
             raise ValueError(f"unknown stage {stage!r}")
         when = occurred_at or datetime.now(UTC)
         records = []
-        for unit, quantity in usage.quantities.items():
+        # Units the call did not use (no cache read, say) add no rows; a call that used
+        # nothing still leaves one, so no call goes unrecorded.
+        used = [(u, q) for u, q in usage.quantities.items() if q]
+        for unit, quantity in used or list(usage.quantities.items())[:1]:
             price = self.prices.price(usage.provider, usage.model, unit, when)
             cost = (Decimal(repr(float(quantity))) * price.usd_per_unit).quantize(QUANTUM)
             records.append(

@@ -28,12 +28,28 @@ def make_transcriber(settings: Settings) -> Transcriber:
 
 
 def make_embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "openai":
+        from chronos_pipeline.lib.providers.openai_embedder import OpenAIEmbedder
+
+        return OpenAIEmbedder(
+            api_key=settings.openai_api_key or "", model=settings.openai_embedding_model,
+            base_url=settings.openai_base_url, timeout_s=settings.provider_timeout_s,
+            max_retries=settings.provider_max_retries,
+        )
     from chronos_pipeline.lib.providers.local_embedder import LocalEmbedder
 
     return LocalEmbedder(threads=settings.whisper_threads)
 
 
 def make_chat_model(settings: Settings, embedder: Embedder) -> ChatModel:
+    if settings.chat_model == "anthropic":
+        from chronos_pipeline.lib.providers.anthropic_chat import AnthropicChatModel
+
+        return AnthropicChatModel(
+            api_key=settings.anthropic_api_key or "", model=settings.anthropic_model,
+            base_url=settings.anthropic_base_url, timeout_s=settings.provider_timeout_s,
+            max_retries=settings.provider_max_retries,
+        )
     from chronos_pipeline.lib.providers.extractive_chat import ExtractiveChatModel
 
     return ExtractiveChatModel(embedder)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chronos_pipeline.lib.errors import ConfigurationError
@@ -44,6 +44,14 @@ class Settings:
     retrieval_k: int = 5
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_embedding_model: str = "text-embedding-3-small"
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str | None = None
+    anthropic_model: str = "claude-haiku-4-5"
+    provider_timeout_s: float = 60.0
+    provider_max_retries: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +72,15 @@ class Settings:
             retrieval_k=_int(env, "CHRONOS_RETRIEVAL_K", 5),
             api_host=env.get("CHRONOS_API_HOST", "127.0.0.1"),
             api_port=_int(env, "CHRONOS_API_PORT", 8000),
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("CHRONOS_OPENAI_BASE_URL") or None,
+            openai_embedding_model=env.get("CHRONOS_OPENAI_EMBEDDING_MODEL",
+                                           "text-embedding-3-small"),
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+            anthropic_base_url=env.get("CHRONOS_ANTHROPIC_BASE_URL") or None,
+            anthropic_model=env.get("CHRONOS_ANTHROPIC_MODEL", "claude-haiku-4-5"),
+            provider_max_retries=_int(env, "CHRONOS_PROVIDER_MAX_RETRIES", 3),
+            provider_timeout_s=float(_int(env, "CHRONOS_PROVIDER_TIMEOUT_S", 60)),
         )
         settings.validate()
         return settings
@@ -75,15 +92,19 @@ class Settings:
             raise ConfigurationError(
                 "CHRONOS_CHUNK_OVERLAP_WORDS must be at least 0 and below CHRONOS_CHUNK_WORDS"
             )
-        for name, value in (
-            ("CHRONOS_TRANSCRIBER", self.transcriber),
-            ("CHRONOS_EMBEDDER", self.embedder),
-            ("CHRONOS_CHAT_MODEL", self.chat_model),
+        for name, value, choices in (
+            ("CHRONOS_TRANSCRIBER", self.transcriber, ("local",)),
+            ("CHRONOS_EMBEDDER", self.embedder, ("local", "openai")),
+            ("CHRONOS_CHAT_MODEL", self.chat_model, ("local", "anthropic")),
         ):
-            if value != "local":
+            if value not in choices:
                 raise ConfigurationError(
-                    f"{name}={value!r} is not available yet; only 'local' providers ship today"
+                    f"{name}={value!r} is not available; choose one of {', '.join(choices)}"
                 )
+        if self.embedder == "openai" and not self.openai_api_key:
+            raise ConfigurationError("CHRONOS_EMBEDDER=openai needs OPENAI_API_KEY")
+        if self.chat_model == "anthropic" and not self.anthropic_api_key:
+            raise ConfigurationError("CHRONOS_CHAT_MODEL=anthropic needs ANTHROPIC_API_KEY")
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

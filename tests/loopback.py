@@ -1,0 +1,171 @@
+"""A small loopback server speaking the OpenAI embeddings and Anthropic Messages wire formats.
+
+The real SDK clients are pointed at it with a base URL. Faults are scripted per path and
+consumed in order: ``"429"`` (with Retry-After), ``"500"``, ``"401"``, ``"malformed"`` (a
+200 whose body is not JSON) and, for streamed messages, ``"cut"`` (the stream stops after
+the first text delta). Every request is kept for assertions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+DIMENSION = 1536
+
+
+def fake_embedding(text: str, dimension: int = DIMENSION) -> np.ndarray:
+    """Hashed bag of words: texts sharing words point the same way."""
+    vector = np.zeros(dimension, dtype=np.float32)
+    for word in text.lower().split():
+        digest = hashlib.sha256(word.strip(".,?!'\"").encode()).digest()
+        vector[int.from_bytes(digest[:4], "little") % dimension] += 1.0
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+class Loopback:
+    def __init__(self) -> None:
+        self.faults: dict[str, list[str]] = defaultdict(list)
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.answer = "RSI was introduced in 1978 [01:52]."
+        self.cache_usage = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        self.billed: list[dict[str, int]] = []
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def served(self, path: str) -> int:
+        return sum(1 for p, _ in self.requests if p == path)
+
+
+def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])) or b"{}")
+            path = self.path
+            state.requests.append((path, body))
+            fault = state.faults[path].pop(0) if state.faults[path] else None
+            if fault == "429":
+                self._json(429, {"error": {"type": "rate_limit_error",
+                                           "message": "slow down"}}, {"retry-after": "1"})
+            elif fault == "500":
+                self._json(500, {"error": {"type": "api_error", "message": "boom"}})
+            elif fault == "401":
+                self._json(401, {"error": {"type": "authentication_error",
+                                           "message": "invalid x-api-key"}})
+            elif fault == "malformed":
+                data = b"{not json"
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            elif path == "/v1/embeddings":
+                self._embeddings(body)
+            elif path == "/v1/messages":
+                self._messages(body, cut=fault == "cut")
+            else:
+                self._json(404, {"error": {"message": f"no route {path}"}})
+
+        def _embeddings(self, body: dict[str, Any]) -> None:
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            data = []
+            for index, text in enumerate(texts):
+                vector = fake_embedding(text)
+                encoded: Any = (base64.b64encode(vector.tobytes()).decode()
+                                if body.get("encoding_format") == "base64" else vector.tolist())
+                data.append({"object": "embedding", "index": index, "embedding": encoded})
+            tokens = sum(words(t) for t in texts) + len(texts)
+            state.billed.append({"input_token": tokens})
+            self._json(200, {"object": "list", "data": data, "model": body["model"],
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+        def _messages(self, body: dict[str, Any], *, cut: bool) -> None:
+            prompt = json.dumps(body["messages"]) + json.dumps(body.get("system", ""))
+            input_tokens = words(prompt)
+            pieces = state.answer.split(" ")
+            deltas = [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
+            output_tokens = len(pieces)
+            usage = {"input_tokens": input_tokens, "output_tokens": 1, **state.cache_usage}
+            events: list[tuple[str, dict[str, Any]]] = [
+                ("message_start", {"type": "message_start", "message": {
+                    "id": "msg_loopback", "type": "message", "role": "assistant",
+                    "model": body["model"], "content": [], "stop_reason": None,
+                    "stop_sequence": None, "usage": usage}}),
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {"type": "text", "text": ""}}),
+            ]
+            for delta in deltas:
+                events.append(("content_block_delta", {
+                    "type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": delta}}))
+            events += [
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ("message_delta", {"type": "message_delta",
+                                   "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                   "usage": {"output_tokens": output_tokens}}),
+                ("message_stop", {"type": "message_stop"}),
+            ]
+            if cut:
+                events = events[:3]
+            else:
+                state.billed.append({"input_token": input_tokens, "output_token": output_tokens,
+                                     "cache_write_token":
+                                         state.cache_usage["cache_creation_input_tokens"],
+                                     "cache_read_token":
+                                         state.cache_usage["cache_read_input_tokens"]})
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            for name, data in events:
+                self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+@contextmanager
+def loopback() -> Iterator[Loopback]:
+    state = Loopback()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
