@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chronos_pipeline.lib import costs
+from chronos_pipeline.lib.budgets import parse_usd
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
@@ -202,6 +203,20 @@ def cmd_costs_report(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budgets_set(services: Services, args: argparse.Namespace) -> int:
+    services.catalog.get_creator(args.creator)
+    hard = parse_usd(args.hard, "--hard") if args.hard else None
+    services.catalog.set_budget(args.creator, parse_usd(args.monthly, "--monthly"), hard)
+    services.budgets.record_alerts(args.creator)
+    return cmd_budgets_show(services, args)
+
+
+def cmd_budgets_show(services: Services, args: argparse.Namespace) -> int:
+    services.catalog.get_creator(args.creator)
+    print(json.dumps(services.budgets.status(args.creator).to_json(), indent=2))
+    return 0
+
+
 # serving and Dagster ----------------------------------------------------------------------
 def cmd_serve(services: Services, args: argparse.Namespace) -> int:
     import uvicorn
@@ -314,6 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = ksub.add_parser("report", help="totals per video and stage")
     p.add_argument("--creator")
     p.set_defaults(func=cmd_costs_report)
+
+    budgets = sub.add_parser("budgets", help="monthly budgets and their alerts")
+    bsub = budgets.add_subparsers(dest="action", required=True)
+    p = bsub.add_parser("set", help="set a creator's monthly budget (USD)")
+    p.add_argument("--creator", required=True)
+    p.add_argument("--monthly", required=True, help="budget in USD, e.g. 25")
+    p.add_argument("--hard", help="hard limit in USD (default: the budget)")
+    p.set_defaults(func=cmd_budgets_set)
+    p = bsub.add_parser("show", help="budget, month-to-date spend and alerts")
+    p.add_argument("--creator", required=True)
+    p.set_defaults(func=cmd_budgets_show)
 
     p = sub.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--host", default=None)

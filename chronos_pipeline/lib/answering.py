@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from chronos_pipeline.lib import ids
+from chronos_pipeline.lib.budgets import Budgets
 from chronos_pipeline.lib.catalog import Catalog
 from chronos_pipeline.lib.errors import ValidationError
 from chronos_pipeline.lib.ledger import CostSummary, Ledger
@@ -99,6 +100,7 @@ class Answering:
         embedder: Embedder,
         chat_model: ChatModel,
         ledger: Ledger,
+        budgets: Budgets,
         k: int = 5,
     ) -> None:
         self.catalog = catalog
@@ -106,6 +108,7 @@ class Answering:
         self.embedder = embedder
         self.chat_model = chat_model
         self.ledger = ledger
+        self.budgets = budgets
         self.k = k
 
     def validate(
@@ -121,6 +124,7 @@ class Answering:
             self.catalog.get_course(creator_id, course_id)
         if session_id is not None:
             self.catalog.get_chat_session(creator_id, session_id)
+        self.budgets.enforce(creator_id)
         return question
 
     def stream(
@@ -169,6 +173,7 @@ class Answering:
             session_id, "assistant", "".join(text), [r.to_json() for r in references],
             message_id=message_id,
         )
+        self.budgets.record_alerts(creator_id)
         yield AnswerDone(session_id, message_id, costs.quantities, costs.cost_usd)
 
     def answer(

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.catalog_models import (
+    BudgetAlertRow,
+    BudgetRow,
     ChatMessageRow,
     ChatSessionRow,
     CourseRow,
@@ -168,7 +171,72 @@ def migrate(url: str) -> None:
     command.upgrade(config, "head")
 
 
-class Catalog:
+@dataclass(frozen=True)
+class Budget:
+    creator_id: str
+    monthly_usd: Decimal
+    hard_limit_usd: Decimal
+
+
+@dataclass(frozen=True)
+class BudgetAlert:
+    month: str
+    threshold: int
+    spent_usd: Decimal
+    at: datetime
+
+
+class _BudgetMixin:
+    """Budgets and their alerts (mixed into Catalog to keep the session handling in one place)."""
+
+    _tx: Any
+
+    def set_budget(self, creator_id: str, monthly_usd: Decimal,
+                   hard_limit_usd: Decimal | None = None) -> Budget:
+        hard = monthly_usd if hard_limit_usd is None else hard_limit_usd
+        if monthly_usd <= 0 or hard <= 0:
+            raise ValidationError("budgets must be positive amounts in USD")
+        with self._tx() as session:
+            if session.get(CreatorRow, creator_id) is None:
+                raise NotFoundError(f"no creator {creator_id}")
+            row = session.get(BudgetRow, creator_id)
+            if row is None:
+                row = BudgetRow(creator_id=creator_id)
+                session.add(row)
+            row.monthly_usd = str(monthly_usd)
+            row.hard_limit_usd = str(hard)
+            row.updated_at = _now()
+        return Budget(creator_id, monthly_usd, hard)
+
+    def get_budget(self, creator_id: str) -> Budget | None:
+        with self._tx() as session:
+            row = session.get(BudgetRow, creator_id)
+            if row is None:
+                return None
+            return Budget(creator_id, Decimal(row.monthly_usd), Decimal(row.hard_limit_usd))
+
+    def record_budget_alert(self, creator_id: str, month: str, threshold: int,
+                            spent_usd: Decimal) -> bool:
+        """Record that spend crossed ``threshold`` % this month; False if already recorded."""
+        with self._tx() as session:
+            exists = session.scalars(select(BudgetAlertRow).where(
+                BudgetAlertRow.creator_id == creator_id, BudgetAlertRow.month == month,
+                BudgetAlertRow.threshold == threshold)).first()
+            if exists is not None:
+                return False
+            session.add(BudgetAlertRow(creator_id=creator_id, month=month, threshold=threshold,
+                                       spent_usd=str(spent_usd), at=_now()))
+        return True
+
+    def budget_alerts(self, creator_id: str) -> list[BudgetAlert]:
+        with self._tx() as session:
+            rows = session.scalars(select(BudgetAlertRow).where(
+                BudgetAlertRow.creator_id == creator_id).order_by(BudgetAlertRow.id)).all()
+            return [BudgetAlert(r.month, r.threshold, Decimal(r.spent_usd), _aware(r.at))
+                    for r in rows]
+
+
+class Catalog(_BudgetMixin):
     """Typed access to the catalog database."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True) -> None:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,3 +92,26 @@ class ChatMessageRow(Base):
     content: Mapped[str] = mapped_column(Text)
     references: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BudgetRow(Base):
+    __tablename__ = "budgets"
+
+    creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"), primary_key=True)
+    monthly_usd: Mapped[str] = mapped_column(String(32))
+    hard_limit_usd: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BudgetAlertRow(Base):
+    __tablename__ = "budget_alerts"
+    __table_args__ = (
+        UniqueConstraint("creator_id", "month", "threshold", name="uq_budget_alert"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
+    month: Mapped[str] = mapped_column(String(7))
+    threshold: Mapped[int] = mapped_column(Integer)
+    spent_usd: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

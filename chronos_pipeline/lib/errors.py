@@ -16,7 +16,8 @@
         ├── ValidationError       a malformed request                  422
         ├── UnsupportedMediaError the upload is not a video with sound 415
         ├── PayloadTooLargeError  the upload is over the size cap      413
-        └── ConflictError         the request does not fit the state   409
+        ├── ConflictError         the request does not fit the state   409
+        └── BudgetExceededError   the creator's hard spending limit is reached  402
 
 The Dagster layer retries ``TransientError`` under a ``RetryPolicy`` and turns
 ``TerminalError`` into ``dagster.Failure``; the HTTP layer maps every ``ClientError`` to its
@@ -98,3 +99,7 @@ class PayloadTooLargeError(ClientError):
 
 class ConflictError(ClientError):
     status_code = 409
+
+
+class BudgetExceededError(ClientError):
+    status_code = 402

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from chronos_pipeline.lib.answering import Answering
+from chronos_pipeline.lib.budgets import Budgets
 from chronos_pipeline.lib.catalog import Catalog
 from chronos_pipeline.lib.ingest import Ingest
 from chronos_pipeline.lib.ledger import Ledger
@@ -97,6 +98,10 @@ class Services:
                            self.embedder.dimension)
 
     @cached_property
+    def budgets(self) -> Budgets:
+        return Budgets(self.catalog, self.ledger)
+
+    @cached_property
     def ingest(self) -> Ingest:
         return Ingest(catalog=self.catalog, storage=self.storage, ledger=self.ledger,
                       max_bytes=self.settings.upload_max_bytes)
@@ -105,7 +110,7 @@ class Services:
     def answering(self) -> Answering:
         return Answering(catalog=self.catalog, vectors=self.vectors, embedder=self.embedder,
                          chat_model=self.chat_model, ledger=self.ledger,
-                         k=self.settings.retrieval_k)
+                         budgets=self.budgets, k=self.settings.retrieval_k)
 
     def close(self) -> None:
         if "catalog" in self.__dict__:

@@ -68,6 +68,7 @@ def transcribe_video(
     on_progress: ProgressCallback | None = None,
 ) -> tuple[Transcript, StepResult]:
     video = _advance(services, video_id, VideoStatus.TRANSCRIBING)
+    services.budgets.enforce(video.creator_id)
     source = services.storage.require_source(video.creator_id, video_id)
     transcriber = services.transcriber
     transcript, usage = transcriber.transcribe(source, on_progress=on_progress)
@@ -75,6 +76,7 @@ def transcribe_video(
     result.costs.add(services.ledger.record(
         usage, creator_id=video.creator_id, stage="transcribe", video_id=video_id, run_id=run_id
     ))
+    services.budgets.record_alerts(video.creator_id)
     if not transcript.segments:
         raise NoSpeechError(
             "no speech was found in this video's audio; check that the lecture's sound track "
@@ -133,6 +135,7 @@ def embed_video(
     batches = []
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
+        services.budgets.enforce(video.creator_id)
         vectors, usage = embedder.embed([c.text for c in batch])
         result.costs.add(services.ledger.record(
             usage, creator_id=video.creator_id, stage="embed", video_id=video_id, run_id=run_id
@@ -145,6 +148,7 @@ def embed_video(
         creator_id=video.creator_id, video_id=video_id, course_id=video.course_id,
         chunks=chunks, vectors=vectors,
     )
+    services.budgets.record_alerts(video.creator_id)
     services.catalog.set_status(video_id, VideoStatus.READY)
     result.metadata = {
         "embedding_model": embedder.model_id,

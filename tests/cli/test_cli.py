@@ -106,3 +106,16 @@ def test_ask_json_and_costs_on_the_sample(world: World) -> None:
 
     bad = chronos(data_dir, "costs", "sql", "SELECT * FROM no_such_table")
     assert bad.returncode == 1 and "error" in bad.stderr
+
+
+def test_budgets_set_and_show(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    creator_id = _creator(data_dir)
+    out = chronos(data_dir, "budgets", "set", "--creator", creator_id, "--monthly", "10",
+                  "--hard", "12.5")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(chronos(data_dir, "budgets", "show", "--creator", creator_id).stdout)
+    assert shown["monthly_usd"] == "10" and shown["hard_limit_usd"] == "12.5"
+    assert shown["spent_usd"] == "0" and shown["alerts"] == []
+    bad = chronos(data_dir, "budgets", "set", "--creator", creator_id, "--monthly", "ten")
+    assert bad.returncode == 1 and "--monthly must be a decimal amount" in bad.stderr

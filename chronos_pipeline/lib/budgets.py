@@ -1,0 +1,113 @@
+"""Per-creator monthly budgets: alerts at 50/80/100 %, and a hard limit that stops spending.
+
+Month-to-date spend is read from the ledger with DuckDB. Every paid step checks the hard
+limit *before* calling a provider (chat answers 402, a pipeline step fails with the
+reason), and records any newly crossed alert threshold after it spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from chronos_pipeline.lib.catalog import Budget, BudgetAlert, Catalog
+from chronos_pipeline.lib.errors import BudgetExceededError, ValidationError
+from chronos_pipeline.lib.ledger import Ledger
+
+THRESHOLDS = (50, 80, 100)
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    month: str
+    spent_usd: Decimal
+    budget: Budget | None
+    alerts: list[BudgetAlert]
+
+    @property
+    def share(self) -> float | None:
+        if self.budget is None:
+            return None
+        return float(self.spent_usd / self.budget.monthly_usd)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month,
+            "spent_usd": usd_text(self.spent_usd),
+            "monthly_usd": usd_text(self.budget.monthly_usd) if self.budget else None,
+            "hard_limit_usd": usd_text(self.budget.hard_limit_usd) if self.budget else None,
+            "share": self.share,
+            "alerts": [{"month": a.month, "threshold": a.threshold,
+                        "spent_usd": usd_text(a.spent_usd), "at": a.at.isoformat()}
+                       for a in self.alerts],
+        }
+
+
+def usd_text(amount: Decimal) -> str:
+    """An exact amount without trailing zeros or exponent: 0, 0.0105, 12.5."""
+    return format(amount.normalize(), "f")
+
+
+def parse_usd(value: str, name: str) -> Decimal:
+    """A user-typed USD amount, or a ValidationError that names the field."""
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValidationError(f"{name} must be a decimal amount in USD, got {value!r}") from None
+    if not amount.is_finite():
+        raise ValidationError(f"{name} must be a finite amount")
+    return amount
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+class Budgets:
+    def __init__(self, catalog: Catalog, ledger: Ledger) -> None:
+        self.catalog = catalog
+        self.ledger = ledger
+
+    def spent_this_month(self, creator_id: str, now: datetime | None = None) -> Decimal:
+        _, rows = self.ledger.query(
+            "SELECT coalesce(sum(cost_usd), 0) FROM cost_records "
+            "WHERE creator_id = ? AND occurred_at >= ?",
+            [creator_id, month_start(now)],
+        )
+        return Decimal(rows[0][0])
+
+    def status(self, creator_id: str) -> BudgetStatus:
+        return BudgetStatus(
+            month=month_start().strftime("%Y-%m"),
+            spent_usd=self.spent_this_month(creator_id),
+            budget=self.catalog.get_budget(creator_id),
+            alerts=self.catalog.budget_alerts(creator_id),
+        )
+
+    def enforce(self, creator_id: str) -> None:
+        """Refuse to spend for a creator at or over the hard limit."""
+        budget = self.catalog.get_budget(creator_id)
+        if budget is None:
+            return
+        spent = self.spent_this_month(creator_id)
+        if spent >= budget.hard_limit_usd:
+            raise BudgetExceededError(
+                f"the monthly spending limit of ${budget.hard_limit_usd} is reached "
+                f"(${spent:.6f} spent this month); raise the budget to continue"
+            )
+
+    def record_alerts(self, creator_id: str) -> list[int]:
+        """Record every threshold this month's spend has crossed; returns the new ones."""
+        budget = self.catalog.get_budget(creator_id)
+        if budget is None:
+            return []
+        spent = self.spent_this_month(creator_id)
+        month = month_start().strftime("%Y-%m")
+        return [
+            threshold for threshold in THRESHOLDS
+            if spent * 100 >= budget.monthly_usd * threshold
+            and self.catalog.record_budget_alert(creator_id, month, threshold, spent)
+        ]
