@@ -217,6 +217,31 @@ def cmd_budgets_show(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_costs_recompute(services: Services, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from chronos_pipeline.lib.errors import ValidationError
+
+    try:
+        as_of = date.fromisoformat(args.as_of)
+    except ValueError:
+        raise ValidationError(
+            f"--as-of must be a date like 2026-12-01, got {args.as_of!r}"
+        ) from None
+    rows = costs.recompute(services.ledger, as_of, args.creator)
+    _print_table(
+        ["stage", "provider", "model", "unit", "quantity", "recorded_usd", "repriced_usd",
+         "price_table"],
+        [(r.stage, r.provider, r.model, r.unit, r.quantity, r.recorded_usd, r.repriced_usd,
+          r.price_table_version) for r in rows],
+    )
+    recorded = sum((r.recorded_usd for r in rows), Decimal(0))
+    repriced = sum((r.repriced_usd for r in rows), Decimal(0))
+    print(f"\ntotal recorded ${recorded:.6f}, repriced as of {as_of} ${repriced:.6f} "
+          "(the ledger itself is unchanged)")
+    return 0
+
+
 # serving and Dagster ----------------------------------------------------------------------
 def cmd_serve(services: Services, args: argparse.Namespace) -> int:
     import uvicorn
@@ -326,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_costs_sql)
+    p = ksub.add_parser("recompute", help="re-price the ledger under another price table")
+    p.add_argument("--as-of", required=True, help="price the ledger as on this date")
+    p.add_argument("--creator")
+    p.set_defaults(func=cmd_costs_recompute)
     p = ksub.add_parser("report", help="totals per video and stage")
     p.add_argument("--creator")
     p.set_defaults(func=cmd_costs_report)

@@ -27,6 +27,7 @@ class UsageController(Controller):
         return {
             "creator_id": creator.id,
             "total_cost_usd": costs.total_cost(ledger, creator.id),
+            "month_to_date": costs.month_to_date(ledger, creator.id),
             "by_stage": _jsonable(costs.usage_by(ledger, creator.id, "stage").as_dicts()),
             "by_provider": _jsonable(costs.usage_by(ledger, creator.id, "provider").as_dicts()),
             "by_day": _jsonable(costs.usage_by(ledger, creator.id, "day").as_dicts()),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
-from chronos_pipeline.lib.ledger import Ledger
+from chronos_pipeline.lib.ledger import QUANTUM, Ledger
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,57 @@ def total_cost(ledger: Ledger, creator_id: str) -> float:
         "SELECT coalesce(sum(cost_usd), 0) FROM cost_records WHERE creator_id = ?", [creator_id]
     )
     return float(rows[0][0])
+
+
+def month_to_date(ledger: Ledger, creator_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """Spend this calendar month and a straight-line projection to its end."""
+    now = now or datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    days = calendar.monthrange(now.year, now.month)[1]
+    _, rows = ledger.query(
+        "SELECT coalesce(sum(cost_usd), 0) FROM cost_records "
+        "WHERE creator_id = ? AND occurred_at >= ? AND occurred_at <= ?",
+        [creator_id, start, now],
+    )
+    spent = Decimal(rows[0][0])
+    elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)
+    projected = spent * Decimal(days) / Decimal(repr(elapsed_days))
+    return {
+        "month": start.strftime("%Y-%m"),
+        "spent_usd": float(spent),
+        "projected_usd": float(projected.quantize(Decimal("0.000001"))),
+        "days_elapsed": round(elapsed_days, 2),
+        "days_in_month": days,
+    }
+
+
+@dataclass(frozen=True)
+class Repriced:
+    stage: str
+    provider: str
+    model: str
+    unit: str
+    quantity: float
+    recorded_usd: Decimal
+    repriced_usd: Decimal
+    price_table_version: str
+
+
+def recompute(ledger: Ledger, as_of: date, creator_id: str | None = None) -> list[Repriced]:
+    """What the ledger would cost under the price table in force on ``as_of``.
+
+    Nothing is rewritten: the records keep the price they were written with.
+    """
+    where = "WHERE creator_id = ?" if creator_id else ""
+    _, rows = ledger.query(
+        f"SELECT stage, provider, model, unit, sum(quantity), sum(cost_usd) "
+        f"FROM cost_records {where} GROUP BY ALL ORDER BY ALL",
+        [creator_id] if creator_id else None,
+    )
+    out = []
+    for stage, provider, model, unit, quantity, recorded in rows:
+        price = ledger.prices.price(provider, model, unit, as_of)
+        repriced = (Decimal(repr(float(quantity))) * price.usd_per_unit).quantize(QUANTUM)
+        out.append(Repriced(stage, provider, model, unit, float(quantity), Decimal(recorded),
+                            repriced, price.version))
+    return out

@@ -119,3 +119,15 @@ def test_budgets_set_and_show(tmp_path: Path) -> None:
     assert shown["spent_usd"] == "0" and shown["alerts"] == []
     bad = chronos(data_dir, "budgets", "set", "--creator", creator_id, "--monthly", "ten")
     assert bad.returncode == 1 and "--monthly must be a decimal amount" in bad.stderr
+
+
+def test_costs_recompute_reports_and_refuses_a_bad_date(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    creator_id = _creator(data_dir)
+    clip = make_video(tmp_path / "tone.mp4")
+    assert chronos(data_dir, "ingest", str(clip), "--creator", creator_id).returncode == 0
+    out = chronos(data_dir, "costs", "recompute", "--as-of", "2026-12-01")
+    assert out.returncode == 0, out.stderr
+    assert "upload" in out.stdout and "the ledger itself is unchanged" in out.stdout
+    bad = chronos(data_dir, "costs", "recompute", "--as-of", "next week")
+    assert bad.returncode == 1 and "--as-of must be a date" in bad.stderr
