@@ -44,6 +44,7 @@ class Loopback:
         self.answer = "RSI was introduced in 1978 [01:52]."
         self.cache_usage = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         self.billed: list[dict[str, int]] = []
+        self.openai_cached_tokens = 0
         self.port = 0
 
     @property
@@ -95,6 +96,8 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
                 self._embeddings(body)
             elif path == "/v1/messages":
                 self._messages(body, cut=fault == "cut")
+            elif path == "/v1/chat/completions":
+                self._completions(body, cut=fault == "cut", usage=fault != "nousage")
             else:
                 self._json(404, {"error": {"message": f"no route {path}"}})
 
@@ -152,6 +155,40 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
             for name, data in events:
                 self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
                 self.wfile.flush()
+            self.close_connection = True
+
+        def _completions(self, body: dict[str, Any], *, cut: bool, usage: bool) -> None:
+            prompt_tokens = words(json.dumps(body["messages"]))
+            pieces = state.answer.split(" ")
+            chunks: list[dict[str, Any]] = []
+            for i, piece in enumerate(pieces):
+                text = piece + (" " if i < len(pieces) - 1 else "")
+                chunks.append({"choices": [{"index": 0, "delta": {"content": text},
+                                            "finish_reason": None}]})
+            chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            cached = state.openai_cached_tokens
+            if usage:
+                chunks.append({"choices": [], "usage": {
+                    "prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
+                    "total_tokens": prompt_tokens + len(pieces),
+                    "prompt_tokens_details": {"cached_tokens": cached}}})
+            if cut:
+                chunks = chunks[:2]
+            elif usage:
+                state.billed.append({"input_token": prompt_tokens - cached,
+                                     "cache_read_token": cached,
+                                     "output_token": len(pieces)})
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            for chunk in chunks:
+                payload = {"id": "chatcmpl-loopback", "object": "chat.completion.chunk",
+                           "created": 0, "model": body["model"], **chunk}
+                self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+                self.wfile.flush()
+            if not cut:
+                self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True
 
     return Handler

@@ -51,6 +51,14 @@ def make_chat_model(settings: Settings, embedder: Embedder) -> ChatModel:
             base_url=settings.anthropic_base_url, timeout_s=settings.provider_timeout_s,
             max_retries=settings.provider_max_retries,
         )
+    if settings.chat_model == "openai-compatible":
+        from chronos_pipeline.lib.providers.openai_chat import OpenAICompatibleChatModel
+
+        return OpenAICompatibleChatModel(
+            model=settings.chat_model_name or "", base_url=settings.chat_base_url,
+            api_key=settings.chat_api_key, provider=settings.chat_provider,
+            timeout_s=settings.provider_timeout_s, max_retries=settings.provider_max_retries,
+        )
     from chronos_pipeline.lib.providers.extractive_chat import ExtractiveChatModel
 
     return ExtractiveChatModel(embedder)

@@ -50,6 +50,10 @@ class Settings:
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
     anthropic_model: str = "claude-haiku-4-5"
+    chat_base_url: str | None = None
+    chat_model_name: str | None = None
+    chat_api_key: str | None = field(default=None, repr=False)
+    chat_provider: str = "openai-compatible"
     provider_timeout_s: float = 60.0
     provider_max_retries: int = 3
 
@@ -79,6 +83,10 @@ class Settings:
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             anthropic_base_url=env.get("CHRONOS_ANTHROPIC_BASE_URL") or None,
             anthropic_model=env.get("CHRONOS_ANTHROPIC_MODEL", "claude-haiku-4-5"),
+            chat_base_url=env.get("CHRONOS_CHAT_BASE_URL") or None,
+            chat_model_name=env.get("CHRONOS_CHAT_MODEL_NAME") or None,
+            chat_api_key=env.get("CHRONOS_CHAT_API_KEY") or None,
+            chat_provider=env.get("CHRONOS_CHAT_PROVIDER", "openai-compatible"),
             provider_max_retries=_int(env, "CHRONOS_PROVIDER_MAX_RETRIES", 3),
             provider_timeout_s=float(_int(env, "CHRONOS_PROVIDER_TIMEOUT_S", 60)),
         )
@@ -95,7 +103,8 @@ class Settings:
         for name, value, choices in (
             ("CHRONOS_TRANSCRIBER", self.transcriber, ("local",)),
             ("CHRONOS_EMBEDDER", self.embedder, ("local", "openai")),
-            ("CHRONOS_CHAT_MODEL", self.chat_model, ("local", "anthropic")),
+            ("CHRONOS_CHAT_MODEL", self.chat_model,
+             ("local", "anthropic", "openai-compatible")),
         ):
             if value not in choices:
                 raise ConfigurationError(
@@ -103,6 +112,13 @@ class Settings:
                 )
         if self.embedder == "openai" and not self.openai_api_key:
             raise ConfigurationError("CHRONOS_EMBEDDER=openai needs OPENAI_API_KEY")
+        if self.chat_model == "openai-compatible" and not (
+            self.chat_base_url and self.chat_model_name
+        ):
+            raise ConfigurationError(
+                "CHRONOS_CHAT_MODEL=openai-compatible needs CHRONOS_CHAT_BASE_URL and "
+                "CHRONOS_CHAT_MODEL_NAME (e.g. http://127.0.0.1:11434/v1 and llama3.2)"
+            )
         if self.chat_model == "anthropic" and not self.anthropic_api_key:
             raise ConfigurationError("CHRONOS_CHAT_MODEL=anthropic needs ANTHROPIC_API_KEY")
 

@@ -10,7 +10,6 @@ the input it reported is still recorded, with the output estimated and marked so
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,36 +26,16 @@ from chronos_pipeline.lib.providers.base import (
     Passage,
     TextDelta,
 )
+from chronos_pipeline.lib.providers.prompt import SYSTEM_PROMPT, cited, context_block
 from chronos_pipeline.lib.providers.provider_errors import translate
-from chronos_pipeline.lib.timefmt import timestamp
 
-SYSTEM_PROMPT = (
-    "You answer a student's question using only the lecture excerpts provided. Each excerpt "
-    "starts with its time as [mm:ss] and the lecture's title. Cite every claim with the "
-    "[mm:ss] time of the excerpt it comes from. If the excerpts do not answer the question, "
-    "say so plainly instead of guessing. Be concise."
-)
 # Prompts shorter than this are not cached by the provider (Haiku models' minimum), so
 # marking them would only add cache-write cost.
 MIN_CACHEABLE_TOKENS = 2048
-_TIME = re.compile(r"\[(\d+(?::\d{2}){1,2})\]")
 
 
 class _BrokenStream(Exception):
     """The event stream ended without ``message_stop``."""
-
-
-def context_block(passages: Sequence[Passage]) -> str:
-    return "\n\n".join(
-        f"[{timestamp(p.start_s)}] ({p.title})\n{p.text}" for p in passages
-    )
-
-
-def cited(answer: str, passages: Sequence[Passage]) -> list[Passage]:
-    """The passages whose [mm:ss] the answer mentions (all of them if it cites none)."""
-    times = set(_TIME.findall(answer))
-    chosen = [p for p in passages if timestamp(p.start_s) in times]
-    return chosen or list(passages)
 
 
 class AnthropicChatModel(ChatModel):
