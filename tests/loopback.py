@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import av
 import numpy as np
 
 DIMENSION = 1536
@@ -45,6 +49,7 @@ class Loopback:
         self.cache_usage = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         self.billed: list[dict[str, int]] = []
         self.openai_cached_tokens = 0
+        self.pieces: dict[int, dict[str, Any]] = {}
         self.port = 0
 
     @property
@@ -53,6 +58,21 @@ class Loopback:
 
     def served(self, path: str) -> int:
         return sum(1 for p, _ in self.requests if p == path)
+
+
+def _multipart(content_type: str, raw: bytes) -> dict[str, Any]:
+    message = BytesParser(policy=policy.default).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if part.get_filename():
+            fields["filename"] = part.get_filename()
+            fields[str(name)] = payload
+        else:
+            fields[str(name)] = payload.decode() if isinstance(payload, bytes) else payload
+    return fields
 
 
 def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
@@ -73,8 +93,12 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])) or b"{}")
+            raw = self.rfile.read(int(self.headers["content-length"]))
             path = self.path
+            if path == "/v1/audio/transcriptions":
+                body = _multipart(self.headers["content-type"], raw)
+            else:
+                body = json.loads(raw or b"{}")
             state.requests.append((path, body))
             fault = state.faults[path].pop(0) if state.faults[path] else None
             if fault == "429":
@@ -96,6 +120,8 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
                 self._embeddings(body)
             elif path == "/v1/messages":
                 self._messages(body, cut=fault == "cut")
+            elif path == "/v1/audio/transcriptions":
+                self._transcription(body)
             elif path == "/v1/chat/completions":
                 self._completions(body, cut=fault == "cut", usage=fault != "nousage")
             else:
@@ -156,6 +182,32 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
                 self.wfile.flush()
             self.close_connection = True
+
+        def _transcription(self, body: dict[str, Any]) -> None:
+            audio = body["file"]
+            with av.open(io.BytesIO(audio)) as container:
+                duration = float(container.duration or 0) / av.time_base
+            index = int(body["filename"].split("-")[1].split(".")[0])
+            segments, all_words = [], []
+            for n, start in enumerate(np.arange(0.0, duration, 5.0)):
+                end = min(float(start) + 5.0, duration)
+                text = f"piece {index} part {n}"
+                segments.append({"id": n, "seek": 0, "start": float(start), "end": end,
+                                 "text": " " + text, "tokens": [], "temperature": 0.0,
+                                 "avg_logprob": -0.1, "compression_ratio": 1.0,
+                                 "no_speech_prob": 0.0})
+                step = (end - float(start)) / 4
+                for k, word in enumerate(text.split()):
+                    all_words.append({"word": word, "start": float(start) + k * step,
+                                      "end": float(start) + (k + 1) * step})
+            seconds = round(duration, 2)
+            state.pieces[index] = {"duration": duration, "segments": segments}
+            state.billed.append({"audio_second": seconds})
+            self._json(200, {"task": "transcribe", "language": "english",
+                             "duration": duration, "text": " ".join(
+                                 s["text"] for s in segments),
+                             "segments": segments, "words": all_words,
+                             "usage": {"type": "duration", "seconds": seconds}})
 
         def _completions(self, body: dict[str, Any], *, cut: bool, usage: bool) -> None:
             prompt_tokens = words(json.dumps(body["messages"]))

@@ -22,6 +22,15 @@ from chronos_pipeline.lib.vectors import VectorStore
 
 
 def make_transcriber(settings: Settings) -> Transcriber:
+    if settings.transcriber == "openai":
+        from chronos_pipeline.lib.providers.openai_transcriber import OpenAITranscriber
+
+        return OpenAITranscriber(
+            api_key=settings.openai_api_key or "", model=settings.openai_transcription_model,
+            base_url=settings.openai_base_url, max_piece_bytes=settings.transcription_piece_bytes,
+            concurrency=settings.transcription_concurrency,
+            max_retries=settings.provider_max_retries,
+        )
     from chronos_pipeline.lib.providers.local_whisper import LocalWhisperTranscriber
 
     return LocalWhisperTranscriber(beam_size=settings.whisper_beam_size,

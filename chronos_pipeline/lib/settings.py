@@ -47,6 +47,9 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     openai_embedding_model: str = "text-embedding-3-small"
+    openai_transcription_model: str = "whisper-1"
+    transcription_piece_bytes: int = 24 * 1024 * 1024
+    transcription_concurrency: int = 3
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
     anthropic_model: str = "claude-haiku-4-5"
@@ -80,6 +83,11 @@ class Settings:
             openai_base_url=env.get("CHRONOS_OPENAI_BASE_URL") or None,
             openai_embedding_model=env.get("CHRONOS_OPENAI_EMBEDDING_MODEL",
                                            "text-embedding-3-small"),
+            openai_transcription_model=env.get("CHRONOS_OPENAI_TRANSCRIPTION_MODEL",
+                                               "whisper-1"),
+            transcription_piece_bytes=_int(env, "CHRONOS_TRANSCRIPTION_PIECE_BYTES",
+                                           24 * 1024 * 1024),
+            transcription_concurrency=_int(env, "CHRONOS_TRANSCRIPTION_CONCURRENCY", 3),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             anthropic_base_url=env.get("CHRONOS_ANTHROPIC_BASE_URL") or None,
             anthropic_model=env.get("CHRONOS_ANTHROPIC_MODEL", "claude-haiku-4-5"),
@@ -101,7 +109,7 @@ class Settings:
                 "CHRONOS_CHUNK_OVERLAP_WORDS must be at least 0 and below CHRONOS_CHUNK_WORDS"
             )
         for name, value, choices in (
-            ("CHRONOS_TRANSCRIBER", self.transcriber, ("local",)),
+            ("CHRONOS_TRANSCRIBER", self.transcriber, ("local", "openai")),
             ("CHRONOS_EMBEDDER", self.embedder, ("local", "openai")),
             ("CHRONOS_CHAT_MODEL", self.chat_model,
              ("local", "anthropic", "openai-compatible")),
@@ -109,6 +117,15 @@ class Settings:
             if value not in choices:
                 raise ConfigurationError(
                     f"{name}={value!r} is not available; choose one of {', '.join(choices)}"
+                )
+        if self.transcriber == "openai":
+            if not self.openai_api_key:
+                raise ConfigurationError("CHRONOS_TRANSCRIBER=openai needs OPENAI_API_KEY")
+            if self.openai_transcription_model != "whisper-1":
+                raise ConfigurationError(
+                    "only whisper-1 returns the segment and word times citations need; "
+                    f"CHRONOS_OPENAI_TRANSCRIPTION_MODEL={self.openai_transcription_model!r} "
+                    "is not supported yet"
                 )
         if self.embedder == "openai" and not self.openai_api_key:
             raise ConfigurationError("CHRONOS_EMBEDDER=openai needs OPENAI_API_KEY")

@@ -14,7 +14,7 @@ from typing import Any
 from chronos_pipeline.lib.catalog import Video, VideoStatus
 from chronos_pipeline.lib.chunking import Chunk, chunk_transcript
 from chronos_pipeline.lib.errors import MediaError, NoSpeechError, UnsupportedMediaError
-from chronos_pipeline.lib.ledger import CostSummary
+from chronos_pipeline.lib.ledger import CostSummary, Usage
 from chronos_pipeline.lib.media import probe, thumbnail_jpeg
 from chronos_pipeline.lib.providers.base import ProgressCallback
 from chronos_pipeline.lib.services import Services
@@ -71,11 +71,16 @@ def transcribe_video(
     services.budgets.enforce(video.creator_id)
     source = services.storage.require_source(video.creator_id, video_id)
     transcriber = services.transcriber
-    transcript, usage = transcriber.transcribe(source, on_progress=on_progress)
     result = StepResult()
-    result.costs.add(services.ledger.record(
-        usage, creator_id=video.creator_id, stage="transcribe", video_id=video_id, run_id=run_id
-    ))
+
+    def record(usage: Usage) -> None:
+        result.costs.add(services.ledger.record(
+            usage, creator_id=video.creator_id, stage="transcribe", video_id=video_id,
+            run_id=run_id,
+        ))
+
+    transcript, _total = transcriber.transcribe(source, on_progress=on_progress,
+                                                on_usage=record)
     services.budgets.record_alerts(video.creator_id)
     if not transcript.segments:
         raise NoSpeechError(

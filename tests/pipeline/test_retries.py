@@ -10,7 +10,7 @@ from chronos_pipeline.definitions import defs
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.errors import ProviderUnavailable
 from chronos_pipeline.lib.ledger import Usage
-from chronos_pipeline.lib.providers.base import ProgressCallback
+from chronos_pipeline.lib.providers.base import ProgressCallback, UsageCallback
 from chronos_pipeline.lib.providers.local_whisper import LocalWhisperTranscriber
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.transcripts import Transcript
@@ -28,12 +28,13 @@ class FlakyTranscriber(LocalWhisperTranscriber):
         self.calls = 0
 
     def transcribe(
-        self, media: Path, *, on_progress: ProgressCallback | None = None
+        self, media: Path, *, on_progress: ProgressCallback | None = None,
+        on_usage: UsageCallback | None = None,
     ) -> tuple[Transcript, Usage]:
         self.calls += 1
         if self.calls <= self.failures:
             raise ProviderUnavailable("rate limited (429), retry after 1 s")
-        return super().transcribe(media, on_progress=on_progress)
+        return super().transcribe(media, on_progress=on_progress, on_usage=on_usage)
 
 
 class PreparedChronos(ChronosResource):

@@ -27,6 +27,7 @@ def test_pipeline_and_chat_on_cloud_providers_reconcile_with_the_provider_bill(
     with loopback() as server:
         for name, value in {
             "CHRONOS_DATA_DIR": str(tmp_path / "data"),
+            "CHRONOS_TRANSCRIBER": "openai", "CHRONOS_TRANSCRIPTION_PIECE_BYTES": "400000",
             "CHRONOS_EMBEDDER": "openai", "OPENAI_API_KEY": "sk-test",
             "CHRONOS_OPENAI_BASE_URL": f"{server.base_url}/v1",
             "CHRONOS_CHAT_MODEL": "anthropic", "ANTHROPIC_API_KEY": "sk-ant-test",
@@ -65,9 +66,15 @@ def test_pipeline_and_chat_on_cloud_providers_reconcile_with_the_provider_bill(
         # Every embeddings call is one record; chat is one answer with input and output.
         assert by_unit[("openai", "input_token")][2] == embed_calls
         assert by_unit[("anthropic", "output_token")][0] == billed["output_token"]
+        transcriptions = server.served("/v1/audio/transcriptions")
+        assert transcriptions >= 2  # the sample was cut into pieces
+        assert by_unit[("openai", "audio_second")][2] == transcriptions
+        assert by_unit[("openai", "audio_second")][0] == pytest.approx(billed["audio_second"])
         total = sum(Decimal(str(c)) for _, c, _ in by_unit.values())
         expected = (
-            Decimal(int(by_unit[("openai", "input_token")][0])) * Decimal("0.02") / 10**6
+            sum(Decimal(str(b["audio_second"])) for b in server.billed if "audio_second" in b)
+            * Decimal("0.006") / 60
+            + Decimal(int(by_unit[("openai", "input_token")][0])) * Decimal("0.02") / 10**6
             + Decimal(int(by_unit[("anthropic", "input_token")][0])) / 10**6
             + Decimal(int(billed["output_token"])) * 5 / 10**6
         )

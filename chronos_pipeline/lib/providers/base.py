@@ -15,6 +15,10 @@ from chronos_pipeline.lib.transcripts import Transcript
 ProgressCallback = Callable[[float, float], None]
 """Called with (seconds done, seconds in all) as long work proceeds."""
 
+UsageCallback = Callable[[Usage], None]
+"""Called once per billed provider call, as soon as it returns (so it is recorded even if
+a later call fails)."""
+
 
 class Transcriber(ABC):
     provider: str
@@ -22,9 +26,13 @@ class Transcriber(ABC):
 
     @abstractmethod
     def transcribe(
-        self, media: Path, *, on_progress: ProgressCallback | None = None
+        self, media: Path, *, on_progress: ProgressCallback | None = None,
+        on_usage: UsageCallback | None = None,
     ) -> tuple[Transcript, Usage]:
-        """Transcribe the audio of ``media`` (segments and word times, in media seconds)."""
+        """Transcribe the audio of ``media`` (segments and word times, in media seconds).
+
+        Returns the transcript and the total usage; ``on_usage`` sees each billed call.
+        """
 
 
 class Embedder(ABC):

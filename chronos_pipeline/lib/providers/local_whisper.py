@@ -14,7 +14,7 @@ from typing import Any
 
 from chronos_pipeline.lib.errors import MediaError
 from chronos_pipeline.lib.ledger import Usage
-from chronos_pipeline.lib.providers.base import ProgressCallback, Transcriber
+from chronos_pipeline.lib.providers.base import ProgressCallback, Transcriber, UsageCallback
 from chronos_pipeline.lib.transcripts import Segment, Transcript, Word
 
 MODEL_ID = "faster-whisper/tiny.en"
@@ -43,7 +43,8 @@ class LocalWhisperTranscriber(Transcriber):
         self._lock = threading.Lock()
 
     def transcribe(
-        self, media: Path, *, on_progress: ProgressCallback | None = None
+        self, media: Path, *, on_progress: ProgressCallback | None = None,
+        on_usage: UsageCallback | None = None,
     ) -> tuple[Transcript, Usage]:
         model = _load(str(model_path()), self.threads)
         try:
@@ -76,5 +77,7 @@ class LocalWhisperTranscriber(Transcriber):
         if on_progress is not None:
             on_progress(duration, duration)
         usage = Usage(self.provider, self.model_id, {"audio_second": round(duration, 3)})
+        if on_usage is not None:
+            on_usage(usage)
         return Transcript(language=info.language, duration_s=round(duration, 3),
                           segments=segments, model=self.model_id), usage
