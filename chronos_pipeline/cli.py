@@ -242,6 +242,23 @@ def cmd_costs_recompute(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_costs_estimate_reembed(services: Services, args: argparse.Namespace) -> int:
+    estimate = costs.estimate_reembed(services.ledger, args.model, provider=args.provider,
+                                      creator_id=args.creator)
+    print(f"estimate {estimate.estimate_id}: re-embedding {estimate.videos} video(s) with "
+          f"{estimate.provider}/{estimate.model}")
+    print(f"  {estimate.tokens:,.0f} tokens (from the ledger's latest embedding runs) at "
+          f"price table {estimate.price_table_version}: ${estimate.estimated_usd:.6f}")
+    _say("After the backfill, `chronos costs estimates` shows this estimate against the actual.")
+    return 0
+
+
+def cmd_costs_estimates(services: Services, args: argparse.Namespace) -> int:
+    table = costs.estimates_against_actual(services.ledger)
+    _print_table(table.columns, table.rows)
+    return 0
+
+
 # serving and Dagster ----------------------------------------------------------------------
 def cmd_serve(services: Services, args: argparse.Namespace) -> int:
     import uvicorn
@@ -355,6 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", required=True, help="price the ledger as on this date")
     p.add_argument("--creator")
     p.set_defaults(func=cmd_costs_recompute)
+    p = ksub.add_parser("estimate-reembed",
+                        help="expected cost of re-embedding every video with another model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--provider", help="needed only when several providers price the model")
+    p.add_argument("--creator")
+    p.set_defaults(func=cmd_costs_estimate_reembed)
+    p = ksub.add_parser("estimates", help="re-embedding estimates against the actual cost")
+    p.set_defaults(func=cmd_costs_estimates)
     p = ksub.add_parser("report", help="totals per video and stage")
     p.add_argument("--creator")
     p.set_defaults(func=cmd_costs_report)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import calendar
+import os
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from chronos_pipeline.lib.ledger import QUANTUM, Ledger
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chronos_pipeline.lib.errors import ValidationError
+from chronos_pipeline.lib.ledger import MONEY, QUANTUM, Ledger
 
 
 @dataclass(frozen=True)
@@ -122,3 +128,103 @@ def recompute(ledger: Ledger, as_of: date, creator_id: str | None = None) -> lis
         out.append(Repriced(stage, provider, model, unit, float(quantity), Decimal(recorded),
                             repriced, price.version))
     return out
+
+
+ESTIMATES_SCHEMA = pa.schema([
+    ("estimate_id", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("kind", pa.string()),
+    ("creator_id", pa.string()),
+    ("provider", pa.string()),
+    ("model", pa.string()),
+    ("videos", pa.int64()),
+    ("tokens", pa.float64()),
+    ("estimated_usd", MONEY),
+    ("price_table_version", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    estimate_id: str
+    provider: str
+    model: str
+    videos: int
+    tokens: float
+    estimated_usd: Decimal
+    price_table_version: str
+
+
+def estimate_reembed(
+    ledger: Ledger, model: str, *, provider: str | None = None, creator_id: str | None = None
+) -> Estimate:
+    """Expected cost of re-embedding every video with ``model``, from the tokens already on
+    the ledger (each video's latest embedding run), kept for comparison with the actual."""
+    now = datetime.now(UTC)
+    if provider is None:
+        providers = ledger.prices.providers_for(model, "input_token", now)
+        if not providers:
+            raise ValidationError(f"no price for embedding model {model!r} in the price table")
+        if len(providers) > 1:
+            raise ValidationError(
+                f"several providers price {model!r} ({', '.join(providers)}); "
+                "name one with --provider"
+            )
+        provider = providers[0]
+    price = ledger.prices.price(provider, model, "input_token", now)
+    scope = "AND creator_id = ?" if creator_id else ""
+    _, rows = ledger.query(
+        f"""
+        WITH per_run AS (
+            SELECT video_id, run_id, max(occurred_at) AS last_at, sum(quantity) AS tokens
+            FROM cost_records
+            WHERE stage = 'embed' AND unit = 'input_token' {scope}
+            GROUP BY video_id, run_id
+        )
+        SELECT count(*), coalesce(sum(tokens), 0)
+        FROM (SELECT video_id, arg_max(tokens, last_at) AS tokens FROM per_run
+              GROUP BY video_id) AS latest
+        """,
+        [creator_id] if creator_id else None,
+    )
+    videos, tokens = int(rows[0][0]), float(rows[0][1])
+    estimate = Estimate(
+        estimate_id=secrets.token_hex(8), provider=provider, model=model, videos=videos,
+        tokens=tokens,
+        estimated_usd=(Decimal(repr(tokens)) * price.usd_per_unit).quantize(QUANTUM),
+        price_table_version=price.version,
+    )
+    directory = ledger.root / "estimates"
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist([{
+        "estimate_id": estimate.estimate_id, "created_at": now, "kind": "reembed",
+        "creator_id": creator_id, "provider": provider, "model": model, "videos": videos,
+        "tokens": tokens, "estimated_usd": estimate.estimated_usd,
+        "price_table_version": price.version,
+    }], schema=ESTIMATES_SCHEMA)
+    temporary = directory / f".{estimate.estimate_id}.tmp"
+    pq.write_table(table, temporary)
+    os.replace(temporary, directory / f"{estimate.estimate_id}.parquet")
+    return estimate
+
+
+def estimates_against_actual(ledger: Ledger) -> Table:
+    """Each re-embedding estimate beside what embedding with that model has cost since."""
+    if not any((ledger.root / "estimates").glob("*.parquet")):
+        return Table(["estimate_id", "created_at", "model", "estimated_usd", "actual_usd"], [])
+    pattern = str(ledger.root / "estimates" / "*.parquet").replace("'", "''")
+    return _table(
+        ledger,
+        f"""
+        SELECT e.estimate_id, e.created_at, e.provider, e.model, e.videos,
+               e.tokens AS estimated_tokens, e.estimated_usd,
+               coalesce(sum(c.quantity), 0) AS actual_tokens,
+               coalesce(sum(c.cost_usd), 0) AS actual_usd
+        FROM read_parquet('{pattern}') e
+        LEFT JOIN cost_records c
+          ON c.stage = 'embed' AND c.model = e.model AND c.provider = e.provider
+         AND c.occurred_at >= e.created_at
+         AND (e.creator_id IS NULL OR c.creator_id = e.creator_id)
+        GROUP BY ALL ORDER BY e.created_at
+        """,
+    )

@@ -58,6 +58,11 @@ class PriceTable:
         # Events before the first table are priced by the first one.
         return candidates[-1] if candidates else self._versions[0]
 
+    def providers_for(self, model: str, unit: str, when: datetime | date) -> list[str]:
+        """Providers that have a price for ``model`` in ``unit`` in the table in force."""
+        version = self.in_force(when)
+        return sorted({p for (p, m, u) in version.prices if m == model and u == unit})
+
     def price(self, provider: str, model: str, unit: str, when: datetime | date) -> Price:
         version = self.in_force(when)
         try:

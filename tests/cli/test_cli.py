@@ -104,6 +104,13 @@ def test_ask_json_and_costs_on_the_sample(world: World) -> None:
     assert report.returncode == 0 and world.video_id in report.stdout
     assert "transcribe" in report.stdout
 
+    estimate = chronos(data_dir, "costs", "estimate-reembed", "--model",
+                       "text-embedding-3-small")
+    assert estimate.returncode == 0, estimate.stderr
+    assert "openai/text-embedding-3-small" in estimate.stdout and "$0.0000" in estimate.stdout
+    listed = chronos(data_dir, "costs", "estimates")
+    assert "text-embedding-3-small" in listed.stdout
+
     bad = chronos(data_dir, "costs", "sql", "SELECT * FROM no_such_table")
     assert bad.returncode == 1 and "error" in bad.stderr
 
