@@ -1,9 +1,11 @@
-"""A small loopback server speaking the OpenAI embeddings and Anthropic Messages wire formats.
+"""A small loopback server speaking the OpenAI (embeddings, audio transcriptions, chat
+completions) and Anthropic Messages wire formats.
 
 The real SDK clients are pointed at it with a base URL. Faults are scripted per path and
 consumed in order: ``"429"`` (with Retry-After), ``"500"``, ``"401"``, ``"malformed"`` (a
-200 whose body is not JSON) and, for streamed messages, ``"cut"`` (the stream stops after
-the first text delta). Every request is kept for assertions.
+200 whose body is not JSON), ``"slow"`` (answers after 2 s), ``"ok"`` (no fault), and for
+streams ``"cut"`` (stops after the first text delta) and ``"nousage"``. Every request is
+kept for assertions; ``billed`` holds the usage of every answer the server completed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,6 +104,9 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw or b"{}")
             state.requests.append((path, body))
             fault = state.faults[path].pop(0) if state.faults[path] else None
+            if fault == "slow":
+                time.sleep(2.0)  # longer than the tests' client timeout
+                fault = None
             if fault == "429":
                 self._json(429, {"error": {"type": "rate_limit_error",
                                            "message": "slow down"}}, {"retry-after": "1"})

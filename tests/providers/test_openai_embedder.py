@@ -69,3 +69,21 @@ def test_a_malformed_body_is_an_error_not_garbage_vectors(server: Loopback) -> N
     server.faults["/v1/embeddings"] = ["malformed"]
     with pytest.raises(ProviderUnavailable, match="JSONDecodeError"):
         _embedder(server, retries=0).embed(["a"])
+
+
+def test_a_call_that_times_out_is_retried_then_transient(server: Loopback) -> None:
+    server.faults["/v1/embeddings"] = ["slow", "slow"]
+    embedder = OpenAIEmbedder(api_key="sk-test", base_url=f"{server.base_url}/v1",
+                              max_retries=1, timeout_s=0.5)
+    with pytest.raises(ProviderUnavailable, match="APITimeoutError"):
+        embedder.embed(["a"])
+    assert server.served("/v1/embeddings") == 2
+
+
+def test_a_slow_first_answer_is_retried_and_billed_once(server: Loopback) -> None:
+    server.faults["/v1/embeddings"] = ["slow"]
+    embedder = OpenAIEmbedder(api_key="sk-test", base_url=f"{server.base_url}/v1",
+                              max_retries=2, timeout_s=0.5)
+    _, usage = embedder.embed(["a b"])
+    assert usage.quantities == {"input_token": 3.0}
+    assert server.served("/v1/embeddings") == 2
