@@ -37,6 +37,7 @@ bench: install ## ingest and retrieval benchmarks (30-minute lecture; needs espe
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq espeak-ng; }
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.retrieval
+	$(PY) -m benchmarks.providers
 
 dev: install ## the Dagster UI and daemon on this data directory (http://127.0.0.1:3000)
 	$(CHRONOS) dev
