@@ -51,6 +51,7 @@ def _schema(dimension: int) -> pa.Schema:
             ("text", pa.string()),
             ("sentences", pa.string()),
             ("embedding_model", pa.string()),
+            ("embedding_dim", pa.int32()),
             ("vector", pa.list_(pa.float32(), dimension)),
         ]
     )
@@ -105,6 +106,7 @@ class VectorStore:
                 "sentences": [json.dumps([[s.start_s, s.end_s, s.text] for s in c.sentences])
                               for c in chunks],
                 "embedding_model": [self.model_id] * len(chunks),
+                "embedding_dim": pa.array([self.dimension] * len(chunks), pa.int32()),
                 "vector": pa.FixedSizeListArray.from_arrays(
                     pa.array(np.asarray(vectors, dtype=np.float32).reshape(-1)), self.dimension
                 ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lancedb
 import numpy as np
 import pytest
 
@@ -65,3 +66,11 @@ def test_search_only_returns_the_callers_chunks(store: VectorStore) -> None:
 def test_filter_values_must_be_well_formed_ids(store: VectorStore) -> None:
     with pytest.raises(ValidationError):
         store.search(_vectors(1, 1)[0], creator_id="x' OR '1'='1")
+
+
+def test_every_row_carries_its_model_and_dimension(store: VectorStore) -> None:
+    store.replace_video(creator_id=ADA, video_id=V1, course_id=None, chunks=_chunks(2),
+                        vectors=_vectors(2, 1))
+    table = lancedb.connect(str(store.directory)).open_table(store.name)
+    rows = table.search().select(["embedding_model", "embedding_dim"]).to_list()
+    assert {(r["embedding_model"], r["embedding_dim"]) for r in rows} == {("test/model-8", 8)}
