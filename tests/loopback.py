@@ -252,6 +252,17 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def cloud_env(server: Loopback, data_dir: str) -> dict[str, str]:
+    """The settings (environment) that put embeddings and chat on this server."""
+    return {
+        "CHRONOS_DATA_DIR": data_dir,
+        "CHRONOS_EMBEDDER": "openai", "OPENAI_API_KEY": "sk-test",
+        "CHRONOS_OPENAI_BASE_URL": f"{server.base_url}/v1",
+        "CHRONOS_CHAT_MODEL": "anthropic", "ANTHROPIC_API_KEY": "sk-ant-test",
+        "CHRONOS_ANTHROPIC_BASE_URL": server.base_url,
+    }
+
+
 @contextmanager
 def loopback() -> Iterator[Loopback]:
     state = Loopback()

@@ -18,7 +18,7 @@ from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.runner import run_pending
 from tests.conftest import SPEECH_DIR
-from tests.loopback import Loopback, loopback
+from tests.loopback import Loopback, cloud_env, loopback
 from tests.media import speech_video
 
 
@@ -49,13 +49,7 @@ def test_alerts_are_recorded_once_at_each_threshold(
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Services, Loopback]]:
     with loopback() as server:
-        for name, value in {
-            "CHRONOS_DATA_DIR": str(tmp_path / "data"),
-            "CHRONOS_EMBEDDER": "openai", "OPENAI_API_KEY": "sk-test",
-            "CHRONOS_OPENAI_BASE_URL": f"{server.base_url}/v1",
-            "CHRONOS_CHAT_MODEL": "anthropic", "ANTHROPIC_API_KEY": "sk-ant-test",
-            "CHRONOS_ANTHROPIC_BASE_URL": server.base_url,
-        }.items():
+        for name, value in cloud_env(server, str(tmp_path / "data")).items():
             monkeypatch.setenv(name, value)
         services = Services(Settings.from_env())
         yield services, server

@@ -18,21 +18,16 @@ from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.runner import run_pending
 from tests.api.test_chat import parse_sse
 from tests.conftest import SAMPLE_MP4
-from tests.loopback import loopback
+from tests.loopback import cloud_env, loopback
 
 
 def test_pipeline_and_chat_on_cloud_providers_reconcile_with_the_provider_bill(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with loopback() as server:
-        for name, value in {
-            "CHRONOS_DATA_DIR": str(tmp_path / "data"),
-            "CHRONOS_TRANSCRIBER": "openai", "CHRONOS_TRANSCRIPTION_PIECE_BYTES": "400000",
-            "CHRONOS_EMBEDDER": "openai", "OPENAI_API_KEY": "sk-test",
-            "CHRONOS_OPENAI_BASE_URL": f"{server.base_url}/v1",
-            "CHRONOS_CHAT_MODEL": "anthropic", "ANTHROPIC_API_KEY": "sk-ant-test",
-            "CHRONOS_ANTHROPIC_BASE_URL": server.base_url,
-        }.items():
+        env = {**cloud_env(server, str(tmp_path / "data")),
+               "CHRONOS_TRANSCRIBER": "openai", "CHRONOS_TRANSCRIPTION_PIECE_BYTES": "400000"}
+        for name, value in env.items():
             monkeypatch.setenv(name, value)
         services = Services(Settings.from_env())
         creator, key = services.catalog.create_creator("Cloud creator")
