@@ -66,12 +66,10 @@ def run_pending(
     instance: dg.DagsterInstance,
     chronos: ChronosResource,
     *,
-    only: set[str] | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> list[RunOutcome]:
-    """Execute every pending upload run in this process (or just those in ``only``)."""
-    requests = [r for r in pending_run_requests(instance, chronos)
-                if only is None or r.partition_key in only]
+    """Execute every pending upload run in this process, oldest upload first."""
+    requests = pending_run_requests(instance, chronos)
     keys = [str(r.partition_key) for r in requests]
     if keys:
         instance.add_dynamic_partitions(VIDEOS, keys)
