@@ -8,11 +8,12 @@ reason), and records any newly crossed alert threshold after it spent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from chronos_pipeline.lib.catalog import Budget, BudgetAlert, Catalog
+from chronos_pipeline.lib.costs import month_start, spent
 from chronos_pipeline.lib.errors import BudgetExceededError, ValidationError
 from chronos_pipeline.lib.ledger import Ledger
 
@@ -61,23 +62,13 @@ def parse_usd(value: str, name: str) -> Decimal:
     return amount
 
 
-def month_start(now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 class Budgets:
     def __init__(self, catalog: Catalog, ledger: Ledger) -> None:
         self.catalog = catalog
         self.ledger = ledger
 
     def spent_this_month(self, creator_id: str, now: datetime | None = None) -> Decimal:
-        _, rows = self.ledger.query(
-            "SELECT coalesce(sum(cost_usd), 0) FROM cost_records "
-            "WHERE creator_id = ? AND occurred_at >= ?",
-            [creator_id, month_start(now)],
-        )
-        return Decimal(rows[0][0])
+        return spent(self.ledger, creator_id, since=month_start(now))
 
     def status(self, creator_id: str) -> BudgetStatus:
         return BudgetStatus(

@@ -69,29 +69,43 @@ def usage_by(ledger: Ledger, creator_id: str, dimension: str) -> Table:
     )
 
 
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def spent(
+    ledger: Ledger, creator_id: str, since: datetime | None = None,
+    until: datetime | None = None,
+) -> Decimal:
+    """A creator's exact spend, optionally between two instants."""
+    sql = "SELECT coalesce(sum(cost_usd), 0) FROM cost_records WHERE creator_id = ?"
+    params: list[Any] = [creator_id]
+    if since is not None:
+        sql += " AND occurred_at >= ?"
+        params.append(since)
+    if until is not None:
+        sql += " AND occurred_at <= ?"
+        params.append(until)
+    _, rows = ledger.query(sql, params)
+    return Decimal(rows[0][0])
+
+
 def total_cost(ledger: Ledger, creator_id: str) -> float:
-    _columns, rows = ledger.query(
-        "SELECT coalesce(sum(cost_usd), 0) FROM cost_records WHERE creator_id = ?", [creator_id]
-    )
-    return float(rows[0][0])
+    return float(spent(ledger, creator_id))
 
 
 def month_to_date(ledger: Ledger, creator_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Spend this calendar month and a straight-line projection to its end."""
     now = now or datetime.now(UTC)
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = month_start(now)
     days = calendar.monthrange(now.year, now.month)[1]
-    _, rows = ledger.query(
-        "SELECT coalesce(sum(cost_usd), 0) FROM cost_records "
-        "WHERE creator_id = ? AND occurred_at >= ? AND occurred_at <= ?",
-        [creator_id, start, now],
-    )
-    spent = Decimal(rows[0][0])
+    so_far = spent(ledger, creator_id, since=start, until=now)
     elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)
-    projected = spent * Decimal(days) / Decimal(repr(elapsed_days))
+    projected = so_far * Decimal(days) / Decimal(repr(elapsed_days))
     return {
         "month": start.strftime("%Y-%m"),
-        "spent_usd": float(spent),
+        "spent_usd": float(so_far),
         "projected_usd": float(projected.quantize(Decimal("0.000001"))),
         "days_elapsed": round(elapsed_days, 2),
         "days_in_month": days,
