@@ -7,12 +7,11 @@ creator's rows. The schema is owned by Alembic (``migrations/``).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +34,7 @@ from chronos_pipeline.lib.catalog_models import (
     VideoRow,
     VideoStatusEventRow,
 )
+from chronos_pipeline.lib.catalog_people import CREATOR_KEY_PREFIX, PeopleMixin, hash_api_key
 from chronos_pipeline.lib.errors import (
     AuthenticationError,
     NotFoundError,
@@ -54,6 +54,13 @@ class VideoStatus(StrEnum):
     EMBEDDING = "embedding"
     READY = "ready"
     FAILED = "failed"
+    # Files, transcript, vectors gone; the row stays so cost records keep a title.
+    DELETED = "deleted"
+
+
+# What a creator sees as lectures: neither an unfinished upload nor a deleted lecture.
+LISTED = tuple(s.value for s in VideoStatus
+               if s not in (VideoStatus.AWAITING_UPLOAD, VideoStatus.DELETED))
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,10 @@ class Video:
     error_message: str | None
     created_at: datetime
     updated_at: datetime
+    position: int | None = None
+    progress: float | None = None
+    progress_eta_s: float | None = None
+    upload_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,8 @@ class ChatSession:
     creator_id: str
     course_id: str | None
     created_at: datetime
+    student_id: str | None = None
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,11 +133,6 @@ def _now() -> datetime:
 def _aware(value: datetime) -> datetime:
     # SQLite hands datetimes back naive; everything we store is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def hash_api_key(api_key: str) -> str:
-    # API keys are 256 random bits, so a plain SHA-256 is enough (no password stretching).
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 def _creator(row: CreatorRow) -> Creator:
@@ -149,11 +157,16 @@ def _video(row: VideoRow) -> Video:
         error_message=row.error_message,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+        position=row.position,
+        progress=row.progress,
+        progress_eta_s=row.progress_eta_s,
+        upload_expires_at=_aware(row.upload_expires_at) if row.upload_expires_at else None,
     )
 
 
 def _session(row: ChatSessionRow) -> ChatSession:
-    return ChatSession(row.id, row.creator_id, row.course_id, _aware(row.created_at))
+    return ChatSession(row.id, row.creator_id, row.course_id, _aware(row.created_at),
+                       row.student_id, row.title)
 
 
 def _message(row: ChatMessageRow) -> ChatMessage:
@@ -236,7 +249,7 @@ class _BudgetMixin:
                     for r in rows]
 
 
-class Catalog(_BudgetMixin):
+class Catalog(_BudgetMixin, PeopleMixin):
     """Typed access to the catalog database."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
@@ -269,7 +282,7 @@ class Catalog(_BudgetMixin):
         name = name.strip()
         if not name:
             raise ValidationError("a creator needs a name")
-        api_key = "chr_" + secrets.token_urlsafe(32)
+        api_key = CREATOR_KEY_PREFIX + secrets.token_urlsafe(32)
         row = CreatorRow(
             id=ids.new_id("creator"),
             name=name,
@@ -282,7 +295,7 @@ class Catalog(_BudgetMixin):
         return _creator(row), api_key
 
     def rotate_api_key(self, creator_id: str) -> str:
-        api_key = "chr_" + secrets.token_urlsafe(32)
+        api_key = CREATOR_KEY_PREFIX + secrets.token_urlsafe(32)
         with self._tx() as session:
             row = session.get(CreatorRow, creator_id)
             if row is None:
@@ -344,7 +357,7 @@ class Catalog(_BudgetMixin):
     # videos ---------------------------------------------------------------------------
     def create_video(
         self, creator_id: str, title: str, course_id: str | None = None,
-        original_filename: str | None = None,
+        original_filename: str | None = None, *, upload_ttl_s: float = 24 * 3600,
     ) -> Video:
         title = title.strip()
         if not title:
@@ -356,11 +369,20 @@ class Catalog(_BudgetMixin):
             id=ids.new_id("video"), creator_id=creator_id, course_id=course_id, title=title,
             original_filename=original_filename, status=VideoStatus.AWAITING_UPLOAD.value,
             created_at=now, updated_at=now,
+            upload_expires_at=now + timedelta(seconds=upload_ttl_s),
         )
         with self._tx() as session:
+            if course_id is not None:
+                row.position = self._next_position(session, course_id)
             session.add(row)
             session.add(VideoStatusEventRow(video_id=row.id, status=row.status, at=now))
         return _video(row)
+
+    @staticmethod
+    def _next_position(session: Session, course_id: str) -> int:
+        top = session.scalar(select(func.max(VideoRow.position))
+                             .where(VideoRow.course_id == course_id))
+        return 0 if top is None else int(top) + 1
 
     def get_video(self, creator_id: str, video_id: str) -> Video:
         """The creator's video, or NotFoundError (also for another creator's video)."""
@@ -380,12 +402,100 @@ class Catalog(_BudgetMixin):
                 raise NotFoundError(f"no video {video_id}")
             return _video(row)
 
-    def list_videos(self, creator_id: str, course_id: str | None = None) -> list[Video]:
+    def list_videos(
+        self, creator_id: str, course_id: str | None = None, *,
+        course_ids: list[str] | None = None, include_unlisted: bool = False,
+    ) -> list[Video]:
+        """The creator's lectures in lesson order (``course_ids``: only those courses').
+
+        Unfinished uploads and deleted lectures are not lectures: they are left out unless
+        ``include_unlisted``.
+        """
         with self._tx() as session:
             query = select(VideoRow).where(VideoRow.creator_id == creator_id)
             if course_id is not None:
                 query = query.where(VideoRow.course_id == course_id)
-            rows = session.scalars(query.order_by(VideoRow.created_at)).all()
+            if course_ids is not None:
+                query = query.where(VideoRow.course_id.in_(course_ids))
+            if not include_unlisted:
+                query = query.where(VideoRow.status.in_(LISTED))
+            rows = session.scalars(query.order_by(
+                VideoRow.course_id, VideoRow.position, VideoRow.created_at)).all()
+            return [_video(r) for r in rows]
+
+    def set_progress(self, video_id: str, progress: float | None,
+                     eta_s: float | None = None) -> None:
+        """The current stage's share done and seconds left (no status event: it is often)."""
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            if row is None:
+                raise NotFoundError(f"no video {video_id}")
+            row.progress = None if progress is None else min(max(progress, 0.0), 1.0)
+            row.progress_eta_s = eta_s
+            row.updated_at = _now()
+
+    def rename_video(self, creator_id: str, video_id: str, title: str) -> Video:
+        title = title.strip()
+        if not title:
+            raise ValidationError("a lecture needs a title")
+        self.get_video(creator_id, video_id)
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            assert row is not None
+            row.title = title
+            row.updated_at = _now()
+            return _video(row)
+
+    def move_lesson(self, creator_id: str, video_id: str, position: int) -> list[Video]:
+        """Put a lesson at ``position`` (0-based) in its course; returns the new order."""
+        video = self.get_video(creator_id, video_id)
+        if video.course_id is None:
+            raise ValidationError(f"video {video_id} is not a lesson of any course")
+        with self._tx() as session:
+            rows = list(session.scalars(
+                select(VideoRow).where(VideoRow.course_id == video.course_id,
+                                       VideoRow.status.in_(LISTED))
+                .order_by(VideoRow.position, VideoRow.created_at)).all())
+            moving = next(r for r in rows if r.id == video_id)
+            rows.remove(moving)
+            rows.insert(min(max(position, 0), len(rows)), moving)
+            for index, row in enumerate(rows):
+                row.position = index
+            return [_video(r) for r in rows]
+
+    def set_video_course(self, creator_id: str, video_id: str,
+                         course_id: str | None) -> Video:
+        """Make a lecture a lesson of ``course_id`` (at the end), or of no course."""
+        self.get_video(creator_id, video_id)
+        if course_id is not None:
+            self.get_course(creator_id, course_id)
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            assert row is not None
+            row.course_id = course_id
+            row.position = (self._next_position(session, course_id)
+                            if course_id is not None else None)
+            row.updated_at = _now()
+            return _video(row)
+
+    def mark_video_deleted(self, video_id: str) -> Video:
+        """Keep the row (cost records name it) but never list or serve it again."""
+        return self.set_status(video_id, VideoStatus.DELETED)
+
+    def extend_upload(self, video_id: str, until: datetime) -> None:
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            if row is None:
+                raise NotFoundError(f"no video {video_id}")
+            row.upload_expires_at = until
+
+    def expired_uploads(self, now: datetime | None = None) -> list[Video]:
+        """Unfinished uploads whose time ran out (any creator): for the cleaner."""
+        now = now or _now()
+        with self._tx() as session:
+            rows = session.scalars(select(VideoRow).where(
+                VideoRow.status == VideoStatus.AWAITING_UPLOAD.value,
+                VideoRow.upload_expires_at < now)).all()
             return [_video(r) for r in rows]
 
     def titles(self, video_ids: list[str]) -> dict[str, str]:
@@ -441,27 +551,33 @@ class Catalog(_BudgetMixin):
             return [StatusEvent(VideoStatus(r.status), r.message, _aware(r.at)) for r in rows]
 
     # chat -----------------------------------------------------------------------------
-    def create_chat_session(self, creator_id: str, course_id: str | None) -> ChatSession:
+    def create_chat_session(self, creator_id: str, course_id: str | None,
+                            student_id: str | None = None,
+                            title: str | None = None) -> ChatSession:
         row = ChatSessionRow(id=ids.new_id("chat_session"), creator_id=creator_id,
-                             course_id=course_id, created_at=_now())
+                             course_id=course_id, created_at=_now(), student_id=student_id,
+                             title=title[:200] if title else None)
         with self._tx() as session:
             session.add(row)
         return _session(row)
 
-    def get_chat_session(self, creator_id: str, session_id: str) -> ChatSession:
+    def get_chat_session(self, creator_id: str, session_id: str,
+                         student_id: str | None = None) -> ChatSession:
+        """One of the asker's sessions: a student's own, or the creator's own."""
         ids.require(session_id, "chat_session")
         with self._tx() as session:
             row = session.get(ChatSessionRow, session_id)
-            if row is None or row.creator_id != creator_id:
+            if row is None or row.creator_id != creator_id or row.student_id != student_id:
                 raise NotFoundError(f"no chat session {session_id}")
             return _session(row)
 
-    def list_chat_sessions(self, creator_id: str) -> list[ChatSession]:
+    def list_chat_sessions(self, creator_id: str,
+                           student_id: str | None = None) -> list[ChatSession]:
         with self._tx() as session:
-            rows = session.scalars(
-                select(ChatSessionRow).where(ChatSessionRow.creator_id == creator_id)
-                .order_by(ChatSessionRow.created_at)
-            ).all()
+            query = select(ChatSessionRow).where(ChatSessionRow.creator_id == creator_id)
+            query = query.where(ChatSessionRow.student_id.is_(None) if student_id is None
+                                else ChatSessionRow.student_id == student_id)
+            rows = session.scalars(query.order_by(ChatSessionRow.created_at)).all()
             return [_session(r) for r in rows]
 
     def add_chat_message(

@@ -59,6 +59,15 @@ class VideoRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A lesson is a video in a course; its place in the course's order.
+    position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Share of the current stage done (0..1) and the estimated seconds left, for the library.
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    progress_eta_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # An unfinished (resumable) upload is forgotten after this instant.
+    upload_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
 
 class VideoStatusEventRow(Base):
@@ -74,12 +83,15 @@ class VideoStatusEventRow(Base):
 
 class ChatSessionRow(Base):
     __tablename__ = "chat_sessions"
-    __table_args__ = (Index("ix_chat_sessions_creator", "creator_id"),)
+    __table_args__ = (Index("ix_chat_sessions_creator", "creator_id"),
+                      Index("ix_chat_sessions_student", "student_id"))
 
     id: Mapped[str] = mapped_column(String(19), primary_key=True)
     creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
     course_id: Mapped[str | None] = mapped_column(ForeignKey("courses.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    student_id: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ChatMessageRow(Base):
@@ -115,3 +127,51 @@ class BudgetAlertRow(Base):
     threshold: Mapped[int] = mapped_column(Integer)
     spent_usd: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudentRow(Base):
+    __tablename__ = "students"
+    __table_args__ = (Index("ix_students_creator", "creator_id"),)
+
+    id: Mapped[str] = mapped_column(String(19), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
+    display_name: Mapped[str] = mapped_column(String(100))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_prefix: Mapped[str] = mapped_column(String(16))
+    monthly_cap_usd: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InvitationRow(Base):
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_course", "course_id"),)
+
+    id: Mapped[str] = mapped_column(String(19), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EnrolmentRow(Base):
+    __tablename__ = "enrolments"
+
+    student_id: Mapped[str] = mapped_column(ForeignKey("students.id"), primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.id"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebSessionRow(Base):
+    __tablename__ = "web_sessions"
+
+    # The SHA-256 of the cookie's token: a stolen database does not sign anyone in.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
+    student_id: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -7,8 +7,9 @@ import secrets
 
 from chronos_pipeline.lib.errors import ValidationError
 
-_PATTERN = re.compile(r"^(cr|co|vd|cs|cm)_[0-9a-f]{16}$")
-KINDS = {"creator": "cr", "course": "co", "video": "vd", "chat_session": "cs", "message": "cm"}
+_PATTERN = re.compile(r"^(cr|co|vd|cs|cm|st|iv)_[0-9a-f]{16}$")
+KINDS = {"creator": "cr", "course": "co", "video": "vd", "chat_session": "cs", "message": "cm",
+         "student": "st", "invitation": "iv"}
 
 
 def new_id(kind: str) -> str:

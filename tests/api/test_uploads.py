@@ -31,7 +31,7 @@ def _auth(services: Services, name: str = "Ada") -> tuple[str, dict[str, str]]:
 
 
 def _nothing_left(services: Services, creator_id: str) -> None:
-    assert services.catalog.list_videos(creator_id) == []
+    assert services.catalog.list_videos(creator_id, include_unlisted=True) == []
     storage = services.storage
     assert not any(storage.videos_root.glob(f"{creator_id}/*/*"))
     assert not any(storage.uploads_root.glob("*")) if storage.uploads_root.exists() else True

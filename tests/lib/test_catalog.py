@@ -54,8 +54,14 @@ def test_a_creator_never_sees_another_creators_video(catalog: Catalog) -> None:
     video = catalog.create_video(ada.id, "Lecture 1")
     with pytest.raises(NotFoundError):
         catalog.get_video(bob.id, video.id)
-    assert catalog.list_videos(bob.id) == []
-    assert [v.id for v in catalog.list_videos(ada.id)] == [video.id]
+    assert catalog.list_videos(bob.id, include_unlisted=True) == []
+    assert [v.id for v in catalog.list_videos(ada.id, include_unlisted=True)] == [video.id]
+
+
+def test_an_unfinished_upload_is_not_listed_as_a_lecture(catalog: Catalog) -> None:
+    ada, _ = catalog.create_creator("Ada")
+    catalog.create_video(ada.id, "Still uploading")
+    assert catalog.list_videos(ada.id) == []
 
 
 def test_video_in_unknown_or_foreign_course_is_refused_and_not_created(catalog: Catalog) -> None:
@@ -66,7 +72,7 @@ def test_video_in_unknown_or_foreign_course_is_refused_and_not_created(catalog: 
         catalog.create_video(ada.id, "Lecture", course_id=bobs_course.id)
     with pytest.raises(ValidationError):
         catalog.create_video(ada.id, "Lecture", course_id="not-an-id")
-    assert catalog.list_videos(ada.id) == []
+    assert catalog.list_videos(ada.id, include_unlisted=True) == []
 
 
 def test_status_changes_are_kept_with_their_times_and_failure_message(catalog: Catalog) -> None:
