@@ -6,22 +6,24 @@ from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from chronos_api.auth import PUBLIC_PATHS, ChronosAuthMiddleware, principal_guard
 from chronos_api.controllers.budgets import BudgetController
 from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
 from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
-from chronos_api.dependencies import provide_creator, provide_services
+from chronos_api.dependencies import provide_creator, provide_principal, provide_services
 from chronos_api.errors import chronos_error_response, http_error_response, internal_error_response
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
 
 
-@get("/health", tags=["health"])
+@get("/health", tags=["health"], security=[], exclude_from_auth=True)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -38,8 +40,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         state=State({"services": services}),
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
             "creator": Provide(provide_creator, sync_to_thread=True),
         },
+        middleware=[DefineMiddleware(ChronosAuthMiddleware, exclude=PUBLIC_PATHS)],
+        guards=[principal_guard],
         exception_handlers={
             ChronosError: chronos_error_response,
             HTTPException: http_error_response,

@@ -81,13 +81,14 @@ class ReferenceOut(msgspec.Struct):
     score: float
 
 
-class AnswerOut(msgspec.Struct):
+class AnswerOut(msgspec.Struct, omit_defaults=True):
     answer: str
     references: list[ReferenceOut]
-    usage: dict[str, float]
-    cost_usd: float
     session_id: str
     message_id: str
+    # Absent for students: they never see costs.
+    usage: dict[str, float] | None = None
+    cost_usd: float | None = None
 
 
 class ChatMessageOut(msgspec.Struct):
@@ -107,12 +108,13 @@ class ChatSessionOut(msgspec.Struct):
     id: str
     course_id: str | None
     created_at: datetime
+    title: str | None = None
     messages: list[ChatMessageOut] | None = None
 
     @classmethod
     def of(cls, session: ChatSession, messages: list[ChatMessage] | None = None
            ) -> ChatSessionOut:
-        return cls(session.id, session.course_id, session.created_at,
+        return cls(session.id, session.course_id, session.created_at, session.title,
                    [ChatMessageOut.of(m) for m in messages] if messages is not None else None)
 
 

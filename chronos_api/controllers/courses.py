@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 
+from chronos_api.auth import STUDENTS_OPT
 from chronos_api.schemas import CourseIn, CourseOut
+from chronos_pipeline.lib.access import readable_courses
 from chronos_pipeline.lib.catalog import Creator
+from chronos_pipeline.lib.catalog_people import Principal
 from chronos_pipeline.lib.services import Services
 
 
@@ -17,6 +20,7 @@ class CourseController(Controller):
     def create_course(self, data: CourseIn, creator: Creator, services: Services) -> CourseOut:
         return CourseOut.of(services.catalog.create_course(creator.id, data.name))
 
-    @get("/", sync_to_thread=True)
-    def list_courses(self, creator: Creator, services: Services) -> list[CourseOut]:
-        return [CourseOut.of(c) for c in services.catalog.list_courses(creator.id)]
+    @get("/", sync_to_thread=True, opt={STUDENTS_OPT: True})
+    def list_courses(self, principal: Principal, services: Services) -> list[CourseOut]:
+        """The caller's courses (a student: the courses they are enrolled in)."""
+        return [CourseOut.of(c) for c in readable_courses(services.catalog, principal)]

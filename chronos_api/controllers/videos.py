@@ -8,8 +8,11 @@ import anyio.to_thread
 from litestar import Controller, Request, Response, get, post, put
 from litestar.params import Parameter
 
+from chronos_api.auth import STUDENTS_OPT
 from chronos_api.schemas import VideoIn, VideoOut
+from chronos_pipeline.lib.access import readable_video, readable_videos
 from chronos_pipeline.lib.catalog import Creator
+from chronos_pipeline.lib.catalog_people import Principal
 from chronos_pipeline.lib.errors import ConflictError, PayloadTooLargeError
 from chronos_pipeline.lib.ingest import Ingest
 from chronos_pipeline.lib.services import Services
@@ -34,6 +37,9 @@ async def _stream_into(ingest: Ingest, creator_id: str, video_id: str,
         writer.abort()
         raise
     await anyio.to_thread.run_sync(ingest.complete_upload, creator_id, video_id, writer)
+
+
+STUDENTS = {STUDENTS_OPT: True}
 
 
 class VideoController(Controller):
@@ -82,37 +88,34 @@ class VideoController(Controller):
             raise
         return VideoOut.of(confirmed)
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, opt=STUDENTS)
     def list_videos(
-        self, creator: Creator, services: Services,
+        self, principal: Principal, services: Services,
         course_id: str | None = Parameter(default=None, required=False),
     ) -> list[VideoOut]:
-        if course_id is not None:
-            services.catalog.get_course(creator.id, course_id)
-        return [VideoOut.of(v) for v in services.catalog.list_videos(creator.id, course_id)]
+        """The lectures the caller may open (a student: those of enrolled courses)."""
+        return [VideoOut.of(v) for v in readable_videos(services.catalog, principal, course_id)]
 
-    @get("/{video_id:str}", sync_to_thread=True)
-    def get_video(self, video_id: str, creator: Creator, services: Services) -> VideoOut:
-        video = services.catalog.get_video(creator.id, video_id)
+    @get("/{video_id:str}", sync_to_thread=True, opt=STUDENTS)
+    def get_video(self, video_id: str, principal: Principal, services: Services) -> VideoOut:
+        video = readable_video(services.catalog, principal, video_id)
         return VideoOut.of(video, services.catalog.status_history(video_id))
 
-    @get("/{video_id:str}/transcript", sync_to_thread=True)
-    def get_transcript(self, video_id: str, creator: Creator,
+    @get("/{video_id:str}/transcript", sync_to_thread=True, opt=STUDENTS)
+    def get_transcript(self, video_id: str, principal: Principal,
                        services: Services) -> dict[str, Any]:
-        video = services.catalog.get_video(creator.id, video_id)
-        if not (services.storage.video_dir(creator.id, video.id) / TRANSCRIPT).is_file():
+        video = readable_video(services.catalog, principal, video_id)
+        if not (services.storage.video_dir(video.creator_id, video.id) / TRANSCRIPT).is_file():
             raise ConflictError(f"video {video_id} has no transcript yet (status {video.status})")
-        data: dict[str, Any] = services.storage.read_json(creator.id, video.id, TRANSCRIPT)
+        data: dict[str, Any] = services.storage.read_json(video.creator_id, video.id, TRANSCRIPT)
         return data
 
-    @get("/{video_id:str}/thumbnail", sync_to_thread=True, media_type="image/jpeg")
-    def get_thumbnail(self, video_id: str, creator: Creator,
+    @get("/{video_id:str}/thumbnail", sync_to_thread=True, media_type="image/jpeg",
+         opt=STUDENTS)
+    def get_thumbnail(self, video_id: str, principal: Principal,
                       services: Services) -> Response[bytes]:
-        services.catalog.get_video(creator.id, video_id)
-        path = services.storage.video_dir(creator.id, video_id) / THUMBNAIL
+        video = readable_video(services.catalog, principal, video_id)
+        path = services.storage.video_dir(video.creator_id, video_id) / THUMBNAIL
         if not path.is_file():
             raise ConflictError(f"video {video_id} has no thumbnail yet")
         return Response(path.read_bytes(), media_type="image/jpeg")
-
-
-

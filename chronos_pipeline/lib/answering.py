@@ -14,7 +14,7 @@ from typing import Any
 from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.budgets import Budgets
 from chronos_pipeline.lib.catalog import Catalog
-from chronos_pipeline.lib.errors import ValidationError
+from chronos_pipeline.lib.errors import NotFoundError, ValidationError
 from chronos_pipeline.lib.ledger import CostSummary, Ledger
 from chronos_pipeline.lib.providers.base import (
     ChatModel,
@@ -28,6 +28,16 @@ from chronos_pipeline.lib.timefmt import timestamp
 from chronos_pipeline.lib.vectors import VectorStore
 
 MAX_QUESTION_CHARS = 2000
+TITLE_CHARS = 80
+
+
+def session_title(question: str) -> str:
+    """A session's title from its first question: the question, cut at a word near 80."""
+    text = " ".join(question.split())
+    if len(text) <= TITLE_CHARS:
+        return text
+    cut = text[:TITLE_CHARS].rsplit(" ", 1)[0]
+    return (cut or text[:TITLE_CHARS]) + "…"
 
 
 @dataclass(frozen=True)
@@ -112,20 +122,30 @@ class Answering:
         self.k = k
 
     def validate(
-        self, creator_id: str, question: str, course_id: str | None, session_id: str | None
+        self, creator_id: str, question: str, course_id: str | None, session_id: str | None,
+        student_id: str | None = None,
     ) -> str:
         """Check a request before any work or spend; returns the cleaned question."""
         question = (question or "").strip()
         if not question:
             raise ValidationError("the question is empty")
+        if "\x00" in question:
+            raise ValidationError("the question contains a NUL character")
         if len(question) > MAX_QUESTION_CHARS:
             raise ValidationError(f"the question is over {MAX_QUESTION_CHARS} characters")
         if course_id is not None:
             self.catalog.get_course(creator_id, course_id)
+            if student_id is not None and course_id not in self._scope(student_id):
+                raise NotFoundError(f"unknown course {course_id}")
         if session_id is not None:
-            self.catalog.get_chat_session(creator_id, session_id)
+            self.catalog.get_chat_session(creator_id, session_id, student_id)
         self.budgets.enforce(creator_id)
+        if student_id is not None:
+            self.budgets.enforce_student(creator_id, student_id)
         return question
+
+    def _scope(self, student_id: str) -> list[str]:
+        return self.catalog.enrolled_course_ids(student_id)
 
     def stream(
         self,
@@ -134,20 +154,27 @@ class Answering:
         *,
         course_id: str | None = None,
         session_id: str | None = None,
+        student_id: str | None = None,
     ) -> Iterator[AnswerEvent]:
-        question = self.validate(creator_id, question, course_id, session_id)
+        question = self.validate(creator_id, question, course_id, session_id, student_id)
         if session_id is None:
-            session_id = self.catalog.create_chat_session(creator_id, course_id).id
+            session_id = self.catalog.create_chat_session(
+                creator_id, course_id, student_id, title=session_title(question)).id
         message_id = ids.new_id("message")
         self.catalog.add_chat_message(session_id, "user", question)
         costs = CostSummary()
-        scope = {"creator_id": creator_id, "chat_session_id": session_id,
-                 "message_id": message_id}
+        scope: dict[str, Any] = {"creator_id": creator_id, "chat_session_id": session_id,
+                                 "message_id": message_id}
+        if student_id is not None:
+            # The creator pays; the record names the student who asked.
+            scope["student_id"] = student_id
+        course_ids = (self._scope(student_id)
+                      if student_id is not None and course_id is None else None)
 
         query, usage = self.embedder.embed([question])
         costs.add(self.ledger.record(usage, stage="query-embed", **scope))
         hits = self.vectors.search(query[0], creator_id=creator_id, course_id=course_id,
-                                   k=self.k)
+                                   k=self.k, course_ids=course_ids)
         titles = self.catalog.titles(sorted({h.video_id for h in hits}))
         passages = [
             Passage(h.video_id, titles.get(h.video_id, h.video_id), h.start_s, h.end_s, h.text,
@@ -183,10 +210,11 @@ class Answering:
         *,
         course_id: str | None = None,
         session_id: str | None = None,
+        student_id: str | None = None,
     ) -> Answer:
         result = Answer()
         for event in self.stream(creator_id, question, course_id=course_id,
-                                 session_id=session_id):
+                                 session_id=session_id, student_id=student_id):
             if isinstance(event, AnswerDelta):
                 result.answer += event.text
             elif isinstance(event, AnswerReferences):

@@ -90,6 +90,27 @@ class Budgets:
                 f"(${spent:.6f} spent this month); raise the budget to continue"
             )
 
+    def student_spent_this_month(self, creator_id: str, student_id: str,
+                                 now: datetime | None = None) -> Decimal:
+        _, rows = self.ledger.query(
+            "SELECT coalesce(sum(cost_usd), 0) FROM cost_records "
+            "WHERE creator_id = ? AND student_id = ? AND occurred_at >= ?",
+            [creator_id, student_id, month_start(now)],
+        )
+        return Decimal(rows[0][0])
+
+    def enforce_student(self, creator_id: str, student_id: str) -> None:
+        """Refuse a student's question once their monthly cap (set by the creator) is spent."""
+        student = self.catalog.get_student(creator_id, student_id)
+        if student.monthly_cap_usd is None:
+            return
+        spent = self.student_spent_this_month(creator_id, student_id)
+        if spent >= student.monthly_cap_usd:
+            raise BudgetExceededError(
+                "you have used this month's allowance for questions in this course; "
+                "ask the course's creator to raise it"
+            )
+
     def record_alerts(self, creator_id: str) -> list[int]:
         """Record every threshold this month's spend has crossed; returns the new ones."""
         budget = self.catalog.get_budget(creator_id)

@@ -12,6 +12,7 @@
     │   └── PipelineStateError    a stage's input is missing (run the upstream stage)
     └── ClientError               the caller asked for something wrong (HTTP 4xx)
         ├── AuthenticationError   missing or wrong API key            401
+        ├── ForbiddenError        a student asking for a creator's route, a bad CSRF token  403
         ├── NotFoundError         no such video/course/session for this creator  404
         ├── ValidationError       a malformed request                  422
         ├── UnsupportedMediaError the upload is not a video with sound 415
@@ -79,6 +80,10 @@ class ClientError(ChronosError):
 
 class AuthenticationError(ClientError):
     status_code = 401
+
+
+class ForbiddenError(ClientError):
+    status_code = 403
 
 
 class NotFoundError(ClientError):

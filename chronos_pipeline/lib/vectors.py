@@ -142,12 +142,20 @@ class VectorStore:
             table.delete(f"video_id = '{video_id}'")
 
     def search(
-        self, vector: np.ndarray, *, creator_id: str, course_id: str | None = None, k: int = 5
+        self, vector: np.ndarray, *, creator_id: str, course_id: str | None = None, k: int = 5,
+        course_ids: list[str] | None = None,
     ) -> list[Hit]:
-        """The ``k`` chunks nearest to ``vector`` among this creator's videos."""
+        """The ``k`` chunks nearest to ``vector`` among this creator's videos (of
+        ``course_id``, or of any of ``course_ids`` when given: a student's courses)."""
+        # Every value in the filter is a validated id: nothing user-typed reaches it.
         where = f"creator_id = '{ids.require(creator_id, 'creator')}'"
         if course_id is not None:
             where += f" AND course_id = '{ids.require(course_id, 'course')}'"
+        if course_ids is not None:
+            if not course_ids:
+                return []
+            listed = ", ".join(f"'{ids.require(c, 'course')}'" for c in course_ids)
+            where += f" AND course_id IN ({listed})"
         table = self._table()
         if table is None:
             return []
