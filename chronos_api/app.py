@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from litestar import Litestar, get
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -16,11 +21,26 @@ from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
 from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
+from chronos_api.web.account import AccountController
+from chronos_api.web.chat_pages import ChatPageController
+from chronos_api.web.events import LiveEventsController
+from chronos_api.web.lectures import LecturePageController
+from chronos_api.web.library import LibraryController
+from chronos_api.web.rendering import FILTERS
 from chronos_api.dependencies import provide_creator, provide_principal, provide_services
 from chronos_api.errors import chronos_error_response, http_error_response, internal_error_response
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
+
+
+STATIC_DIR = Path(__file__).parent / "static"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+def _template_filters(engine: JinjaTemplateEngine) -> None:
+    for name, function in FILTERS.items():
+        engine.engine.filters[name] = function
 
 
 @get("/health", tags=["health"], security=[], exclude_from_auth=True)
@@ -36,7 +56,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     return Litestar(
         route_handlers=[health, CourseController, VideoController, ChatController,
-                        UsageController, BudgetController],
+                        UsageController, BudgetController,
+                        AccountController, LibraryController, LecturePageController,
+                        ChatPageController, LiveEventsController,
+                        create_static_files_router("/static", directories=[STATIC_DIR])],
+        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine,
+                                       engine_callback=_template_filters),
         state=State({"services": services}),
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

@@ -129,7 +129,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from chronos_pipeline.runner import run_pending
 
     built = World(tmp_path_factory.mktemp("world") / "data")
-    response = built.upload(SAMPLE_MP4, "Momentum indicators")
+    built.course_id = built.services.catalog.create_course(built.creator_id, "Markets 101").id
+    response = built.upload(SAMPLE_MP4, "Momentum indicators", course_id=built.course_id)
     assert response.status_code == 201, response.text
     built.video_id = response.json()["id"]
     outcomes = run_pending(built.instance, built.chronos)

@@ -34,7 +34,7 @@ from chronos_pipeline.lib.catalog_models import (
     VideoRow,
     VideoStatusEventRow,
 )
-from chronos_pipeline.lib.catalog_people import CREATOR_KEY_PREFIX, PeopleMixin, hash_api_key
+from chronos_pipeline.lib.catalog_people import CREATOR_KEY_PREFIX, PeopleMixin, clean_name, hash_api_key
 from chronos_pipeline.lib.errors import (
     AuthenticationError,
     NotFoundError,
@@ -279,9 +279,7 @@ class Catalog(_BudgetMixin, PeopleMixin):
     # creators -------------------------------------------------------------------------
     def create_creator(self, name: str) -> tuple[Creator, str]:
         """Create a creator; returns it and its API key (shown once, stored hashed)."""
-        name = name.strip()
-        if not name:
-            raise ValidationError("a creator needs a name")
+        name = clean_name(name, "the creator's name", 200)
         api_key = CREATOR_KEY_PREFIX + secrets.token_urlsafe(32)
         row = CreatorRow(
             id=ids.new_id("creator"),
@@ -329,14 +327,21 @@ class Catalog(_BudgetMixin, PeopleMixin):
 
     # courses --------------------------------------------------------------------------
     def create_course(self, creator_id: str, name: str) -> Course:
-        name = name.strip()
-        if not name:
-            raise ValidationError("a course needs a name")
+        name = clean_name(name, "the course name", 200)
         row = CourseRow(id=ids.new_id("course"), creator_id=creator_id, name=name,
                         created_at=_now())
         with self._tx() as session:
             session.add(row)
         return _course(row)
+
+    def rename_course(self, creator_id: str, course_id: str, name: str) -> Course:
+        name = clean_name(name, "the course name", 200)
+        self.get_course(creator_id, course_id)
+        with self._tx() as session:
+            row = session.get(CourseRow, course_id)
+            assert row is not None
+            row.name = name
+            return _course(row)
 
     def get_course(self, creator_id: str, course_id: str) -> Course:
         ids.require(course_id, "course")
@@ -359,9 +364,9 @@ class Catalog(_BudgetMixin, PeopleMixin):
         self, creator_id: str, title: str, course_id: str | None = None,
         original_filename: str | None = None, *, upload_ttl_s: float = 24 * 3600,
     ) -> Video:
-        title = title.strip()
-        if not title:
-            raise ValidationError("a video needs a title")
+        title = clean_name(title, "the title", 300)
+        if original_filename:
+            original_filename = clean_name(original_filename, "the file name", 500)
         if course_id is not None:
             self.get_course(creator_id, course_id)
         now = _now()
@@ -435,9 +440,7 @@ class Catalog(_BudgetMixin, PeopleMixin):
             row.updated_at = _now()
 
     def rename_video(self, creator_id: str, video_id: str, title: str) -> Video:
-        title = title.strip()
-        if not title:
-            raise ValidationError("a lecture needs a title")
+        title = clean_name(title, "the title", 300)
         self.get_video(creator_id, video_id)
         with self._tx() as session:
             row = session.get(VideoRow, video_id)
