@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+
+import anyio.to_thread
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -19,6 +25,41 @@ from chronos_api.errors import chronos_error_response, http_error_response, inte
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
+
+log = logging.getLogger("chronos_api")
+
+
+def clean_uploads(services: Services) -> None:
+    removed = services.ingest.clean_expired()
+    if removed:
+        log.info("removed %d abandoned upload(s)", removed)
+
+
+async def _clean_periodically(services: Services) -> None:
+    while True:
+        await asyncio.sleep(services.settings.upload_clean_interval_s)
+        try:
+            await anyio.to_thread.run_sync(clean_uploads, services)
+        except Exception:
+            # A busy database this round is no reason to stop cleaning in the next one.
+            log.exception("cleaning abandoned uploads failed; trying again later")
+
+
+def upload_cleaner(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Clean abandoned uploads at start-up, then every ``upload_clean_interval_s`` seconds."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(clean_uploads, services)
+        task = asyncio.create_task(_clean_periodically(services))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
 
 
 @get("/health", tags=["health"])
@@ -56,5 +97,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             }),
             security=[{"BearerAuth": []}],
         ),
+        lifespan=[upload_cleaner(services)],
         on_shutdown=[close_services],
     )
