@@ -35,14 +35,18 @@ def clean_uploads(services: Services) -> None:
         log.info("removed %d abandoned upload(s)", removed)
 
 
+async def _clean_once(services: Services) -> None:
+    try:
+        await anyio.to_thread.run_sync(clean_uploads, services)
+    except Exception:
+        # A busy database this round is no reason not to serve, or not to try again later.
+        log.exception("cleaning abandoned uploads failed; trying again later")
+
+
 async def _clean_periodically(services: Services) -> None:
     while True:
         await asyncio.sleep(services.settings.upload_clean_interval_s)
-        try:
-            await anyio.to_thread.run_sync(clean_uploads, services)
-        except Exception:
-            # A busy database this round is no reason to stop cleaning in the next one.
-            log.exception("cleaning abandoned uploads failed; trying again later")
+        await _clean_once(services)
 
 
 def upload_cleaner(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -50,7 +54,7 @@ def upload_cleaner(services: Services) -> Callable[[Litestar], AbstractAsyncCont
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(clean_uploads, services)
+        await _clean_once(services)
         task = asyncio.create_task(_clean_periodically(services))
         try:
             yield
