@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 
+import anyio.to_thread
 from litestar import Litestar, get
 from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.static_files import create_static_files_router
-from litestar.template.config import TemplateConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 
 from chronos_api.auth import PUBLIC_PATHS, ChronosAuthMiddleware, principal_guard
 from chronos_api.controllers.budgets import BudgetController
@@ -21,17 +26,56 @@ from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
 from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
+from chronos_api.dependencies import provide_creator, provide_principal, provide_services
+from chronos_api.errors import chronos_error_response, http_error_response, internal_error_response
 from chronos_api.web.account import AccountController
 from chronos_api.web.chat_pages import ChatPageController
 from chronos_api.web.events import LiveEventsController
 from chronos_api.web.lectures import LecturePageController
 from chronos_api.web.library import LibraryController
 from chronos_api.web.rendering import FILTERS
-from chronos_api.dependencies import provide_creator, provide_principal, provide_services
-from chronos_api.errors import chronos_error_response, http_error_response, internal_error_response
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
+
+log = logging.getLogger("chronos_api")
+
+
+def clean_uploads(services: Services) -> None:
+    removed = services.ingest.clean_expired()
+    if removed:
+        log.info("removed %d abandoned upload(s)", removed)
+
+
+async def _clean_once(services: Services) -> None:
+    try:
+        await anyio.to_thread.run_sync(clean_uploads, services)
+    except Exception:
+        # A busy database this round is no reason not to serve, or not to try again later.
+        log.exception("cleaning abandoned uploads failed; trying again later")
+
+
+async def _clean_periodically(services: Services) -> None:
+    while True:
+        await asyncio.sleep(services.settings.upload_clean_interval_s)
+        await _clean_once(services)
+
+
+def upload_cleaner(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Clean abandoned uploads at start-up, then every ``upload_clean_interval_s`` seconds."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await _clean_once(services)
+        task = asyncio.create_task(_clean_periodically(services))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
 
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -86,5 +130,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             }),
             security=[{"BearerAuth": []}],
         ),
+        lifespan=[upload_cleaner(services)],
         on_shutdown=[close_services],
     )

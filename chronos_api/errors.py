@@ -7,14 +7,23 @@ import logging
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from chronos_pipeline.lib.errors import ChronosError, ClientError, TerminalError, TransientError
+from chronos_pipeline.lib.errors import (
+    ChronosError,
+    ClientError,
+    ResumeAt,
+    TerminalError,
+    TransientError,
+)
 
 log = logging.getLogger("chronos_api")
 
 
-def error_body(exc: BaseException) -> dict[str, str]:
+def error_body(exc: BaseException) -> dict[str, str | int]:
     message = exc.message if isinstance(exc, ChronosError) else str(exc)
-    return {"error": type(exc).__name__, "detail": message}
+    body: dict[str, str | int] = {"error": type(exc).__name__, "detail": message}
+    if isinstance(exc, ResumeAt):
+        body["offset"] = exc.offset
+    return body
 
 
 def chronos_error_response(request: Request, exc: ChronosError) -> Response:  # type: ignore[type-arg]
@@ -23,6 +32,8 @@ def chronos_error_response(request: Request, exc: ChronosError) -> Response:  # 
         status = exc.status_code
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, ResumeAt):
+            headers["Upload-Offset"] = str(exc.offset)
     elif isinstance(exc, TransientError):
         status, headers["Retry-After"] = 503, "5"
     elif isinstance(exc, TerminalError):

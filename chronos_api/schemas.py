@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from chronos_pipeline.lib.catalog import ChatMessage, ChatSession, Course, StatusEvent, Video
+from chronos_pipeline.lib.ingest import UploadState
 
 
 class CourseIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -63,6 +64,21 @@ class VideoOut(msgspec.Struct):
             updated_at=video.updated_at,
             history=[StatusEventOut.of(e) for e in history] if history is not None else None,
         )
+
+
+class UploadOut(msgspec.Struct):
+    """An upload's progress; a client resumes at ``received_bytes``, never from zero."""
+
+    video_id: str
+    received_bytes: int
+    total_bytes: int | None
+    expires_at: datetime | None
+    complete: bool
+
+    @classmethod
+    def of(cls, state: UploadState) -> UploadOut:
+        return cls(state.video_id, state.received_bytes, state.total_bytes, state.expires_at,
+                   state.complete)
 
 
 class ChatIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -167,6 +167,12 @@ def cmd_transcript(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_uploads_clean(services: Services, args: argparse.Namespace) -> int:
+    removed = services.ingest.clean_expired()
+    print(f"removed {removed} abandoned upload(s)")
+    return 0
+
+
 # questions and costs ----------------------------------------------------------------------
 def cmd_ask(services: Services, args: argparse.Namespace) -> int:
     services.catalog.get_creator(args.creator)
@@ -354,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_transcript)
+
+    uploads = sub.add_parser("uploads", help="uploads still arriving")
+    usub = uploads.add_subparsers(dest="action", required=True)
+    p = usub.add_parser("clean", help="remove expired unfinished uploads and stray partial files")
+    p.set_defaults(func=cmd_uploads_clean)
 
     p = sub.add_parser("ask", help="ask a question of a creator's lectures")
     p.add_argument("question")

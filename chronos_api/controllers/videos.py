@@ -5,38 +5,62 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, get, head, post, put
 from litestar.params import Parameter
 
 from chronos_api.auth import STUDENTS_OPT
-from chronos_api.schemas import VideoIn, VideoOut
+from chronos_api.schemas import UploadOut, VideoIn, VideoOut
 from chronos_pipeline.lib.access import readable_video, readable_videos
 from chronos_pipeline.lib.catalog import Creator
 from chronos_pipeline.lib.catalog_people import Principal
-from chronos_pipeline.lib.errors import ConflictError, PayloadTooLargeError
-from chronos_pipeline.lib.ingest import Ingest
+from chronos_pipeline.lib.errors import ConflictError, ValidationError
+from chronos_pipeline.lib.ingest import Ingest, UploadState
+from chronos_pipeline.lib.partial_uploads import ContentRange
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import THUMBNAIL, TRANSCRIPT
 
+# Bytes are handed to a worker thread in pieces this big: a server killed mid-upload loses
+# at most this much of what the client sent, and the client resumes from the server's offset.
+WRITE_PIECE = 256 * 1024
+
+
+def _declared_length(request: Request[Any, Any, Any]) -> int | None:
+    declared = request.headers.get("content-length")
+    return int(declared) if declared is not None and declared.isdigit() else None
+
 
 async def _stream_into(ingest: Ingest, creator_id: str, video_id: str,
-                       request: Request[Any, Any, Any]) -> None:
-    """Write the request body to the video's upload file as it arrives, then probe it."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > ingest.max_bytes:
-        raise PayloadTooLargeError(
-            f"the upload is over the {ingest.max_bytes:,}-byte limit; "
-            "split the lecture or ask for a higher limit"
-        )
-    writer = ingest.open_upload(creator_id, video_id)
+                       request: Request[Any, Any, Any]) -> UploadState:
+    """Write the request body (the whole file, or the range its Content-Range names) to the
+    video's partial upload as it arrives; once every byte is held, probe it."""
+    header = request.headers.get("content-range")
+    content_range = ContentRange.parse(header) if header is not None else None
+    writer = await anyio.to_thread.run_sync(
+        lambda: ingest.open_upload(creator_id, video_id, content_range,
+                                   declared_length=_declared_length(request))
+    )
     try:
+        piece = bytearray()
         async for chunk in request.stream():
-            if chunk:
-                writer.write(chunk)
+            piece += chunk
+            if len(piece) >= WRITE_PIECE:
+                await anyio.to_thread.run_sync(writer.write, bytes(piece))
+                piece.clear()
+        if piece:
+            await anyio.to_thread.run_sync(writer.write, bytes(piece))
     except BaseException:
-        writer.abort()
+        # Even when the request is being cancelled, keep (and fsync) what arrived.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(ingest.interrupt_upload, video_id, writer)
         raise
-    await anyio.to_thread.run_sync(ingest.complete_upload, creator_id, video_id, writer)
+    return await anyio.to_thread.run_sync(ingest.finish_upload, creator_id, video_id, writer)
+
+
+def _offset_headers(state: UploadState) -> dict[str, str]:
+    headers = {"Upload-Offset": str(state.received_bytes), "Cache-Control": "no-store"}
+    if state.total_bytes is not None:
+        headers["Upload-Length"] = str(state.total_bytes)
+    return headers
 
 
 STUDENTS = {STUDENTS_OPT: True}
@@ -55,10 +79,30 @@ class VideoController(Controller):
 
     @put("/{video_id:str}/content", request_max_body_size=None, status_code=200)
     async def upload_content(self, video_id: str, request: Request[Any, Any, Any],
-                             creator: Creator, services: Services) -> VideoOut:
-        """Stream the video's bytes (raw body). Rejected bytes leave nothing behind."""
-        await _stream_into(services.ingest, creator.id, video_id, request)
-        return VideoOut.of(services.catalog.get_video(creator.id, video_id))
+                             creator: Creator, services: Services) -> Response[VideoOut]:
+        """Stream the video's bytes (raw body), whole or as `Content-Range: bytes S-E/TOTAL`.
+
+        A range must start at the server's offset (else 409 with `Upload-Offset`); a body
+        cut short keeps the bytes that came (422 with `Upload-Offset`). The upload is probed
+        once every byte is held. A rejected video leaves nothing behind.
+        """
+        state = await _stream_into(services.ingest, creator.id, video_id, request)
+        video = await anyio.to_thread.run_sync(services.catalog.get_video, creator.id, video_id)
+        return Response(VideoOut.of(video), headers=_offset_headers(state))
+
+    @head("/{video_id:str}/content", sync_to_thread=True)
+    def upload_offset(self, video_id: str, creator: Creator,
+                      services: Services) -> Response[None]:
+        """How many bytes of the upload the server holds (`Upload-Offset`): resume there."""
+        state = services.ingest.upload_state(creator.id, video_id)
+        return Response(None, headers=_offset_headers(state))
+
+    @get("/{video_id:str}/upload", sync_to_thread=True)
+    def upload_status(self, video_id: str, creator: Creator,
+                      services: Services) -> Response[UploadOut]:
+        """The upload's progress: bytes held, declared total, expiry, and whether complete."""
+        state = services.ingest.upload_state(creator.id, video_id)
+        return Response(UploadOut.of(state), headers=_offset_headers(state))
 
     @post("/{video_id:str}/confirm", status_code=200, sync_to_thread=True)
     def confirm(self, video_id: str, creator: Creator, services: Services) -> VideoOut:
@@ -81,6 +125,9 @@ class VideoController(Controller):
             lambda: ingest.create(creator.id, title, course_id=course_id, filename=filename)
         )
         try:
+            if "content-range" in request.headers:
+                raise ValidationError("POST /videos/upload takes the whole file; send ranges "
+                                      "with PUT /videos/{id}/content")
             await _stream_into(ingest, creator.id, video.id, request)
             confirmed = await anyio.to_thread.run_sync(ingest.confirm, creator.id, video.id)
         except BaseException:

@@ -6,13 +6,12 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
-
-import msgspec
 
 from chronos_api.auth import SESSION_COOKIE
 from chronos_api.web.rendering import page
@@ -22,6 +21,7 @@ from chronos_pipeline.lib.services import Services
 
 SESSION_TTL = timedelta(days=7)
 LINK_TTL = timedelta(minutes=30)
+FORM_BODY = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class SignInForm(msgspec.Struct):
@@ -80,13 +80,13 @@ class AccountController(Controller):
         return Redirect("/app" if signed else "/signin", status_code=303)
 
     @get("/signin", sync_to_thread=False)
-    def signin_page(self, next: str = "", error: str = "") -> Template:  # noqa: A002
+    def signin_page(self, next: str = "", error: str = "") -> Template:
         return page("signin.html", None, next=_local(next) if next else "", error=error)
 
     @post("/signin", sync_to_thread=True)
     def signin(
         self, request: Request[Any, Any, Any], services: Services,
-        data: SignInForm = Body(media_type=RequestEncodingType.URL_ENCODED),
+        data: SignInForm = FORM_BODY,
     ) -> Redirect | Template:
         _same_origin(request)
         try:
@@ -122,7 +122,7 @@ class AccountController(Controller):
     @post("/invite/{token:str}", sync_to_thread=True)
     def accept_invite(
         self, token: str, request: Request[Any, Any, Any], services: Services,
-        data: InviteForm = Body(media_type=RequestEncodingType.URL_ENCODED),
+        data: InviteForm = FORM_BODY,
     ) -> Template:
         _same_origin(request)
         try:

@@ -13,13 +13,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from chronos_pipeline.lib.library_feed import library_snapshot
 from litestar import Controller, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chronos_api.auth import STUDENTS_OPT
 from chronos_pipeline.lib.access import course_scope, readable_course
 from chronos_pipeline.lib.catalog_people import Principal
-from chronos_pipeline.lib.library_feed import library_snapshot
 from chronos_pipeline.lib.services import Services
 
 POLL_S = 1.0

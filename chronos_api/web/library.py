@@ -44,7 +44,7 @@ class CapForm(msgspec.Struct):
     monthly_cap_usd: str = ""
 
 
-FORM = RequestEncodingType.URL_ENCODED
+FORM_BODY = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 def _course_view(services: Services, principal: Principal, course: Course) -> dict[str, Any]:
@@ -81,7 +81,7 @@ class LibraryController(Controller):
 
     @post("/courses", sync_to_thread=True)
     def create_course(self, principal: Principal, services: Services,
-                      data: NameForm = Body(media_type=FORM)) -> Redirect:
+                      data: NameForm = FORM_BODY) -> Redirect:
         course = services.catalog.create_course(principal.creator_id, data.name)
         return Redirect(f"/app/courses/{course.id}", status_code=303)
 
@@ -92,19 +92,19 @@ class LibraryController(Controller):
 
     @post("/courses/{course_id:str}/rename", sync_to_thread=True)
     def rename_course(self, course_id: str, principal: Principal, services: Services,
-                      data: NameForm = Body(media_type=FORM)) -> Redirect:
+                      data: NameForm = FORM_BODY) -> Redirect:
         services.catalog.rename_course(principal.creator_id, course_id, data.name)
         return Redirect(f"/app/courses/{course_id}", status_code=303)
 
     @post("/lessons/{video_id:str}/move", sync_to_thread=True)
     def move_lesson(self, video_id: str, principal: Principal, services: Services,
-                    data: MoveForm = Body(media_type=FORM)) -> Redirect:
+                    data: MoveForm = FORM_BODY) -> Redirect:
         lessons = services.catalog.move_lesson(principal.creator_id, video_id, data.position)
         return Redirect(f"/app/courses/{lessons[0].course_id}#lessons", status_code=303)
 
     @post("/lessons/{video_id:str}/rename", sync_to_thread=True)
     def rename_lesson(self, video_id: str, principal: Principal, services: Services,
-                      data: TitleForm = Body(media_type=FORM)) -> Redirect:
+                      data: TitleForm = FORM_BODY) -> Redirect:
         video = services.catalog.rename_video(principal.creator_id, video_id, data.title)
         return Redirect(f"/app/courses/{video.course_id}#lessons" if video.course_id
                         else "/app", status_code=303)
@@ -120,7 +120,7 @@ class LibraryController(Controller):
 
     @post("/courses/{course_id:str}/invitations", sync_to_thread=True)
     def invite(self, course_id: str, principal: Principal, services: Services,
-               data: InvitationForm = Body(media_type=FORM)) -> Template:
+               data: InvitationForm = FORM_BODY) -> Template:
         _invitation, token = services.catalog.create_invitation(
             principal.creator_id, course_id, max_uses=data.max_uses,
             ttl=timedelta(days=data.days))
@@ -134,7 +134,7 @@ class LibraryController(Controller):
 
     @post("/students/{student_id:str}/cap", sync_to_thread=True)
     def cap(self, student_id: str, principal: Principal, services: Services,
-            data: CapForm = Body(media_type=FORM), course_id: str = "") -> Redirect:
+            data: CapForm = FORM_BODY, course_id: str = "") -> Redirect:
         raw = data.monthly_cap_usd.strip()
         cap: Decimal | None = parse_usd(raw, "monthly cap") if raw else None
         services.catalog.set_student_cap(principal.creator_id, student_id, cap)

@@ -34,7 +34,12 @@ from chronos_pipeline.lib.catalog_models import (
     VideoRow,
     VideoStatusEventRow,
 )
-from chronos_pipeline.lib.catalog_people import CREATOR_KEY_PREFIX, PeopleMixin, clean_name, hash_api_key
+from chronos_pipeline.lib.catalog_people import (
+    CREATOR_KEY_PREFIX,
+    PeopleMixin,
+    clean_name,
+    hash_api_key,
+)
 from chronos_pipeline.lib.errors import (
     AuthenticationError,
     NotFoundError,

@@ -15,14 +15,17 @@
         ├── ForbiddenError        a student asking for a creator's route, a bad CSRF token  403
         ├── NotFoundError         no such video/course/session for this creator  404
         ├── ValidationError       a malformed request                  422
+        │   └── IncompleteChunkError  a body shorter than its Content-Range  422 (+ offset)
         ├── UnsupportedMediaError the upload is not a video with sound 415
         ├── PayloadTooLargeError  the upload is over the size cap      413
         ├── ConflictError         the request does not fit the state   409
+        │   └── UploadOffsetConflict  a chunk not starting at the held bytes  409 (+ offset)
         └── BudgetExceededError   the creator's hard spending limit is reached  402
 
 The Dagster layer retries ``TransientError`` under a ``RetryPolicy`` and turns
 ``TerminalError`` into ``dagster.Failure``; the HTTP layer maps every ``ClientError`` to its
-status code in one place.
+status code in one place. Errors that are also ``ResumeAt`` tell an uploading client how
+many bytes the server holds, so it resumes from there and never from zero.
 """
 
 from __future__ import annotations
@@ -94,6 +97,20 @@ class ValidationError(ClientError):
     status_code = 422
 
 
+class ResumeAt:
+    """Mixed into the errors after which a client resumes its upload at ``offset``."""
+
+    offset: int
+
+
+class IncompleteChunkError(ValidationError, ResumeAt):
+    """The body ended before its Content-Range did; the bytes that came are kept."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
 class UnsupportedMediaError(ClientError):
     status_code = 415
 
@@ -104,6 +121,14 @@ class PayloadTooLargeError(ClientError):
 
 class ConflictError(ClientError):
     status_code = 409
+
+
+class UploadOffsetConflict(ConflictError, ResumeAt):
+    """A chunk that does not continue the bytes the server holds."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 class BudgetExceededError(ClientError):

@@ -34,6 +34,9 @@ class Settings:
     database_url: str | None = None
     dagster_pg_url: str | None = None
     upload_max_bytes: int = 5 * GIB
+    # An unfinished upload is forgotten this long after its last accepted chunk.
+    upload_ttl_s: int = 24 * 3600
+    upload_clean_interval_s: int = 600
     transcriber: str = "local"
     embedder: str = "local"
     chat_model: str = "local"
@@ -69,6 +72,8 @@ class Settings:
             database_url=env.get("CHRONOS_DATABASE_URL") or None,
             dagster_pg_url=env.get("CHRONOS_DAGSTER_PG_URL") or None,
             upload_max_bytes=_int(env, "CHRONOS_UPLOAD_MAX_BYTES", 5 * GIB),
+            upload_ttl_s=_int(env, "CHRONOS_UPLOAD_TTL_S", 24 * 3600),
+            upload_clean_interval_s=_int(env, "CHRONOS_UPLOAD_CLEAN_INTERVAL_S", 600),
             transcriber=env.get("CHRONOS_TRANSCRIBER", "local"),
             embedder=env.get("CHRONOS_EMBEDDER", "local"),
             chat_model=env.get("CHRONOS_CHAT_MODEL", "local"),
@@ -104,6 +109,12 @@ class Settings:
     def validate(self) -> None:
         if self.upload_max_bytes <= 0:
             raise ConfigurationError("CHRONOS_UPLOAD_MAX_BYTES must be positive")
+        if self.upload_ttl_s <= 0:
+            raise ConfigurationError("CHRONOS_UPLOAD_TTL_S must be a positive number of seconds")
+        if self.upload_clean_interval_s <= 0:
+            raise ConfigurationError(
+                "CHRONOS_UPLOAD_CLEAN_INTERVAL_S must be a positive number of seconds"
+            )
         if not 0 <= self.chunk_overlap_words < self.chunk_words:
             raise ConfigurationError(
                 "CHRONOS_CHUNK_OVERLAP_WORDS must be at least 0 and below CHRONOS_CHUNK_WORDS"

@@ -7,7 +7,9 @@ Layout under the data directory::
                                           /thumbnail.jpg    the video asset
                                           /transcript.json  the transcript asset
                                           /chunks.json      the chunks asset
-    storage/uploads/<video_id>.<token>.part                 bytes still arriving
+    storage/uploads/<video_id>.part                         bytes still arriving (kept
+                                                            between requests: resumable)
+    storage/uploads/<video_id>.lock                         held while a request writes
 
 Every file is written to a temporary name and renamed into place, so a reader (the
 sensor, the API) sees either the whole file or none. A ``.part`` upload is never visible
@@ -40,9 +42,33 @@ class Storage:
         ids.require(video_id, "video")
         return self.videos_root / creator_id / video_id
 
-    def new_upload_path(self, video_id: str) -> Path:
+    def upload_path(self, video_id: str) -> Path:
+        """The video's partial upload: one stable path, so a later request can resume it."""
         self.uploads_root.mkdir(parents=True, exist_ok=True)
-        return self.uploads_root / f"{ids.require(video_id, 'video')}.{secrets.token_hex(4)}.part"
+        return self.uploads_root / f"{ids.require(video_id, 'video')}.part"
+
+    def upload_lock_path(self, video_id: str) -> Path:
+        self.uploads_root.mkdir(parents=True, exist_ok=True)
+        return self.uploads_root / f"{ids.require(video_id, 'video')}.lock"
+
+    def upload_files(self) -> Iterator[tuple[str, Path]]:
+        """Every file under ``uploads/`` named after a video, with that video's id.
+
+        Older servers named partial uploads ``<video_id>.<token>.part``; those count too.
+        """
+        if not self.uploads_root.is_dir():
+            return
+        for path in sorted(self.uploads_root.iterdir()):
+            video_id = path.name.split(".", 1)[0]
+            if path.is_file() and ids.is_valid(video_id, "video"):
+                yield video_id, path
+
+    def discard_upload(self, video_id: str) -> None:
+        """Remove every file under ``uploads/`` that belongs to the video."""
+        ids.require(video_id, "video")
+        for owner, path in list(self.upload_files()):
+            if owner == video_id:
+                path.unlink(missing_ok=True)
 
     def source_path(self, creator_id: str, video_id: str) -> Path | None:
         directory = self.video_dir(creator_id, video_id)

@@ -33,7 +33,7 @@ def test_each_manifest_is_new_once_even_when_times_tie(tmp_path: Path) -> None:
 
 def test_uploads_still_arriving_are_invisible(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
-    part = storage.new_upload_path("vd_0000000000000001")
+    part = storage.upload_path("vd_0000000000000001")
     part.write_bytes(b"partial")
     found, _ = new_uploads(storage, UploadCursor())
     assert found == []
