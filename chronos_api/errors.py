@@ -6,6 +6,7 @@ import logging
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.response import Redirect, Template
 
 from chronos_pipeline.lib.errors import (
     ChronosError,
@@ -26,7 +27,26 @@ def error_body(exc: BaseException) -> dict[str, str | int]:
     return body
 
 
+def wants_page(request: Request) -> bool:  # type: ignore[type-arg]
+    """A browser page of the web app (not its event streams) gets HTML errors."""
+    path = request.url.path
+    return path.startswith("/app") and not path.startswith("/app/events")
+
+
+def page_error(request: Request, status: int, message: str) -> Response:  # type: ignore[type-arg]
+    if status == 401 and request.method == "GET":
+        return Redirect("/signin", query_params={"next": request.url.path}, status_code=303)
+    response = Template(template_name="error.html", status_code=status,
+                        context={"status": status, "message": message, "me": None,
+                                 "csrf": "", "is_creator": False})
+    return response
+
+
 def chronos_error_response(request: Request, exc: ChronosError) -> Response:  # type: ignore[type-arg]
+    if wants_page(request):
+        status = exc.status_code if isinstance(exc, ClientError) else (
+            503 if isinstance(exc, TransientError) else 422)
+        return page_error(request, status, exc.message)
     headers: dict[str, str] = {}
     if isinstance(exc, ClientError):
         status = exc.status_code
@@ -45,6 +65,8 @@ def chronos_error_response(request: Request, exc: ChronosError) -> Response:  # 
 
 
 def http_error_response(request: Request, exc: HTTPException) -> Response:  # type: ignore[type-arg]
+    if wants_page(request):
+        return page_error(request, exc.status_code, str(exc.detail))
     return Response({"error": type(exc).__name__, "detail": exc.detail},
                     status_code=exc.status_code, media_type=MediaType.JSON,
                     headers=exc.headers)
