@@ -607,6 +607,14 @@ class Catalog(_BudgetMixin, PeopleMixin):
             ).all()
             return [_message(r) for r in rows]
 
+    def chat_session_ids(self, creator_id: str, course_id: str) -> list[str]:
+        """Ids of the creator's chat sessions about one course (for per-course costs)."""
+        with self._tx() as session:
+            return list(session.scalars(
+                select(ChatSessionRow.id).where(ChatSessionRow.creator_id == creator_id,
+                                                ChatSessionRow.course_id == course_id)
+            ).all())
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()

@@ -99,17 +99,31 @@ def month_to_date(ledger: Ledger, creator_id: str, now: datetime | None = None) 
     """Spend this calendar month and a straight-line projection to its end."""
     now = now or datetime.now(UTC)
     start = month_start(now)
-    days = calendar.monthrange(now.year, now.month)[1]
     so_far = spent(ledger, creator_id, since=start, until=now)
-    elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)
-    projected = so_far * Decimal(days) / Decimal(repr(elapsed_days))
+    projection = project_month_end(so_far, now)
     return {
         "month": start.strftime("%Y-%m"),
         "spent_usd": float(so_far),
-        "projected_usd": float(projected.quantize(Decimal("0.000001"))),
-        "days_elapsed": round(elapsed_days, 2),
-        "days_in_month": days,
+        "projected_usd": float(projection.projected_usd.quantize(Decimal("0.000001"))),
+        "days_elapsed": round(projection.days_elapsed, 2),
+        "days_in_month": projection.days_in_month,
     }
+
+
+@dataclass(frozen=True)
+class Projection:
+    projected_usd: Decimal
+    days_elapsed: float
+    days_in_month: int
+
+
+def project_month_end(so_far: Decimal, now: datetime) -> Projection:
+    """Straight-line projection of this month's spend to the month's end."""
+    start = month_start(now)
+    days = calendar.monthrange(now.year, now.month)[1]
+    # At least an hour elapsed, so a first-minute spend does not project to millions.
+    elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)
+    return Projection(so_far * Decimal(days) / Decimal(repr(elapsed_days)), elapsed_days, days)
 
 
 @dataclass(frozen=True)

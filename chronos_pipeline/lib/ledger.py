@@ -33,6 +33,7 @@ SCHEMA = pa.schema(
         ("video_id", pa.string()),
         ("chat_session_id", pa.string()),
         ("message_id", pa.string()),
+        ("student_id", pa.string()),
         ("stage", pa.string()),
         ("provider", pa.string()),
         ("model", pa.string()),
@@ -77,6 +78,8 @@ class CostRecord:
     chat_session_id: str | None = None
     message_id: str | None = None
     run_id: str | None = None
+    # A student's question is costed to the creator, with the student named on each record.
+    student_id: str | None = None
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Ledger:
         chat_session_id: str | None = None,
         message_id: str | None = None,
         run_id: str | None = None,
+        student_id: str | None = None,
         occurred_at: datetime | None = None,
     ) -> list[CostRecord]:
         """Turn one call's usage into records (one per unit), priced by the table in force."""
@@ -138,6 +142,7 @@ class Ledger:
                     chat_session_id=chat_session_id,
                     message_id=message_id,
                     run_id=run_id,
+                    student_id=student_id,
                 )
             )
         return records
@@ -165,16 +170,23 @@ class Ledger:
         return target
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with the ``cost_records`` view over every ledger file."""
+        """An in-memory DuckDB with the ``cost_records`` view over every ledger file.
+
+        Files written before a column was added lack it: they are read by column name and
+        the missing column is NULL. The view always has every column of ``SCHEMA``, in order.
+        """
         connection = duckdb.connect(":memory:")
+        # Days are UTC days whatever the machine's zone (CAST(occurred_at AS DATE) uses it).
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.register("_empty_ledger", SCHEMA.empty_table())
         if any(self.root.glob("day=*/*.parquet")):
             pattern = str(self.root / "day=*" / "*.parquet").replace("'", "''")
             connection.execute(
-                "CREATE VIEW cost_records AS SELECT * FROM "
-                f"read_parquet('{pattern}', hive_partitioning = false)"
+                "CREATE VIEW cost_records AS SELECT * FROM _empty_ledger UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = false, "
+                "union_by_name = true)"
             )
         else:
-            connection.register("_empty_ledger", SCHEMA.empty_table())
             connection.execute("CREATE VIEW cost_records AS SELECT * FROM _empty_ledger")
         return connection
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from chronos_pipeline.lib.errors import PricingError
-from chronos_pipeline.lib.ledger import Ledger, Usage
+from chronos_pipeline.lib.ledger import SCHEMA, Ledger, Usage
 from chronos_pipeline.lib.pricing import PriceTable
 
 CREATOR = "cr_0123456789abcdef"
@@ -62,3 +65,42 @@ def test_appends_are_separate_files_and_all_are_read(ledger: Ledger) -> None:
     assert len(list(ledger.root.glob("day=*/*.parquet"))) == 3
     _, rows = ledger.query("SELECT count(*), sum(quantity) FROM cost_records")
     assert rows == [(3, 30.0)]
+
+
+def test_files_written_before_student_id_existed_still_read_beside_new_ones(
+    ledger: Ledger,
+) -> None:
+    # A file exactly as the ledger wrote it before the student_id column was added.
+    old_schema = pa.schema([f for f in SCHEMA if f.name != "student_id"])
+    old = ledger.price(Usage("anthropic", "claude-haiku-4-5", {"output_token": 1000}),
+                       creator_id=CREATOR, stage="chat",
+                       occurred_at=datetime(2026, 11, 20, tzinfo=UTC))
+    rows = [{k: v for k, v in asdict(r).items() if k != "student_id"} for r in old]
+    (ledger.root / "day=2026-11-20").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=old_schema),
+                   ledger.root / "day=2026-11-20" / "old.parquet")
+    ledger.record(Usage("anthropic", "claude-haiku-4-5", {"output_token": 2000}),
+                  creator_id=CREATOR, stage="chat", student_id="st_0123456789abcdef",
+                  occurred_at=datetime(2026, 11, 21, tzinfo=UTC))
+
+    columns, _ = ledger.query("SELECT * FROM cost_records")
+    assert columns == SCHEMA.names
+    _, rows_back = ledger.query(
+        "SELECT student_id, cost_usd FROM cost_records ORDER BY occurred_at")
+    assert rows_back == [(None, Decimal("0.005")), ("st_0123456789abcdef", Decimal("0.01"))]
+    _, total = ledger.query("SELECT sum(cost_usd) FROM cost_records WHERE creator_id = ?",
+                            [CREATOR])
+    assert total == [(Decimal("0.015"),)]
+
+
+def test_a_ledger_of_only_old_files_still_has_a_student_id_column(ledger: Ledger) -> None:
+    old_schema = pa.schema([f for f in SCHEMA if f.name != "student_id"])
+    old = ledger.price(Usage("local", "local-disk", {"byte_month": 5.0}),
+                       creator_id=CREATOR, stage="upload")
+    (ledger.root / "day=2026-11-20").mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pylist([{k: v for k, v in asdict(r).items() if k != "student_id"}
+                              for r in old], schema=old_schema),
+        ledger.root / "day=2026-11-20" / "old.parquet")
+    _, rows = ledger.query("SELECT count(*) FROM cost_records WHERE student_id IS NULL")
+    assert rows == [(1,)]
