@@ -282,7 +282,8 @@ def _where(catalog: Catalog, creator_id: str, filters: DashboardFilters) -> tupl
     if filters.course_id is not None:
         catalog.get_course(creator_id, filters.course_id)  # NotFoundError for anyone else's
         # A course's costs: its lectures' processing and its chat sessions' questions.
-        video_ids = [v.id for v in catalog.list_videos(creator_id, filters.course_id)]
+        video_ids = [v.id for v in catalog.list_videos(creator_id, filters.course_id,
+                                                            include_unlisted=True)]
         session_ids = catalog.chat_session_ids(creator_id, filters.course_id)
         clauses.append("(coalesce(list_contains(?::VARCHAR[], video_id), false) "
                        "OR coalesce(list_contains(?::VARCHAR[], chat_session_id), false))")

@@ -169,6 +169,18 @@ class Ledger:
         os.replace(temporary, target)
         return target
 
+    def version(self) -> str:
+        """Changes whenever a record is written: a day folder's mtime moves with each file
+        renamed into it. One ``stat`` per day, so a live page can poll it every second."""
+        if not self.root.is_dir():
+            return "empty"
+        marks = []
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.name.startswith("day=") and entry.is_dir():
+                    marks.append(f"{entry.name}:{entry.stat().st_mtime_ns}")
+        return "|".join(sorted(marks)) or "empty"
+
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB with the ``cost_records`` view over every ledger file.
 
