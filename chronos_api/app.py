@@ -34,6 +34,7 @@ from chronos_api.web.events import LiveEventsController
 from chronos_api.web.lectures import LecturePageController
 from chronos_api.web.library import LibraryController
 from chronos_api.web.rendering import FILTERS
+from chronos_api.web.usage_page import UsagePageController
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         route_handlers=[health, CourseController, VideoController, ChatController,
                         UsageController, BudgetController,
                         AccountController, LibraryController, LecturePageController,
-                        ChatPageController, LiveEventsController,
+                        ChatPageController, LiveEventsController, UsagePageController,
                         create_static_files_router("/static", directories=[STATIC_DIR])],
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine,
                                        engine_callback=_template_filters),
