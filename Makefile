@@ -12,6 +12,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements.txt
+	# Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(PYTHON) -m venv $(VENV)
 	# torch first: 2.13.0 resolves to the CPU wheel on disk; anything else pulls CUDA.
 	$(PY) -m pip install -q torch==2.13.0
