@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import Parameter
 
 from chronos_api.schemas import VideoIn, VideoOut
+from chronos_pipeline.instance import open_instance
 from chronos_pipeline.lib.catalog import Creator
+from chronos_pipeline.lib.deletion import delete_lecture
 from chronos_pipeline.lib.errors import ConflictError, PayloadTooLargeError
 from chronos_pipeline.lib.ingest import Ingest
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import THUMBNAIL, TRANSCRIPT
+from chronos_pipeline.operations import forget_partition, retry_video
 
 
 async def _stream_into(ingest: Ingest, creator_id: str, video_id: str,
@@ -114,5 +117,24 @@ class VideoController(Controller):
             raise ConflictError(f"video {video_id} has no thumbnail yet")
         return Response(path.read_bytes(), media_type="image/jpeg")
 
+    @post("/{video_id:str}/retry", status_code=202, sync_to_thread=True)
+    def retry(self, video_id: str, creator: Creator, services: Services) -> VideoOut:
+        """Run a failed lecture through the pipeline again (409 unless it failed)."""
+        services.catalog.get_video(creator.id, video_id)
+        instance = open_instance(services.settings)
+        try:
+            video = retry_video(instance, services, video_id)
+        finally:
+            instance.dispose()
+        return VideoOut.of(video)
 
-
+    @delete("/{video_id:str}", status_code=204, sync_to_thread=True)
+    def delete_video(self, video_id: str, creator: Creator, services: Services) -> None:
+        """Delete the lecture's files, transcript and vectors (409 while it is processed);
+        its cost records stay."""
+        delete_lecture(services, creator.id, video_id)
+        instance = open_instance(services.settings)
+        try:
+            forget_partition(instance, video_id)
+        finally:
+            instance.dispose()
