@@ -101,7 +101,10 @@ def cmd_creators_delete(services: Services, args: argparse.Namespace) -> int:
         _say(f"This deletes creator {creator.name!r} ({creator.id}), their {len(lectures)} "
              "lecture(s) with all files and vectors, courses, students and chats. Cost "
              "records stay in the ledger.")
-        answer = input("Type the creator id to confirm: ").strip()
+        try:
+            answer = input("Type the creator id to confirm: ").strip()
+        except EOFError:
+            answer = ""
         if answer != creator.id:
             _say("not deleted")
             return 1
