@@ -28,6 +28,7 @@ from chronos_pipeline.lib.steps import TRANSCRIPT
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "lecture"
 FINAL = {VideoStatus.READY, VideoStatus.FAILED}
+SERVE_STOP_S = 10.0
 
 
 def _say(message: str) -> None:
@@ -79,6 +80,64 @@ def cmd_creators_rotate(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def _forget_partitions(services: Services, video_ids: list[str]) -> None:
+    from chronos_pipeline.instance import open_instance
+    from chronos_pipeline.operations import forget_partition
+
+    instance = open_instance(services.settings)
+    try:
+        for video_id in video_ids:
+            forget_partition(instance, video_id)
+    finally:
+        instance.dispose()
+
+
+def cmd_creators_delete(services: Services, args: argparse.Namespace) -> int:
+    from chronos_pipeline.lib.deletion import delete_creator
+
+    creator = services.catalog.get_creator(args.creator_id)
+    lectures = services.catalog.list_videos(creator.id, include_unlisted=True)
+    if not args.yes:
+        _say(f"This deletes creator {creator.name!r} ({creator.id}), their {len(lectures)} "
+             "lecture(s) with all files and vectors, courses, students and chats. Cost "
+             "records stay in the ledger.")
+        try:
+            answer = input("Type the creator id to confirm: ").strip()
+        except EOFError:
+            answer = ""
+        if answer != creator.id:
+            _say("not deleted")
+            return 1
+    deleted = delete_creator(services, creator.id)
+    _forget_partitions(services, deleted.video_ids)
+    print(f"deleted creator {creator.id} and {len(deleted.video_ids)} lecture(s)")
+    return 0
+
+
+def cmd_videos_delete(services: Services, args: argparse.Namespace) -> int:
+    from chronos_pipeline.lib.deletion import delete_lecture
+
+    services.catalog.get_creator(args.creator)
+    video = delete_lecture(services, args.creator, args.video_id)
+    _forget_partitions(services, [video.id])
+    print(f"deleted lecture {video.id} ({video.title!r})")
+    return 0
+
+
+def cmd_videos_retry(services: Services, args: argparse.Namespace) -> int:
+    from chronos_pipeline.instance import open_instance
+    from chronos_pipeline.operations import retry_video
+
+    services.catalog.get_video(args.creator, args.video_id)
+    instance = open_instance(services.settings)
+    try:
+        video = retry_video(instance, services, args.video_id)
+    finally:
+        instance.dispose()
+    print(f"{video.id} {video.status.value}")
+    return 0
+
+
 def cmd_courses_create(services: Services, args: argparse.Namespace) -> int:
     services.catalog.get_creator(args.creator)
     print(services.catalog.create_course(args.creator, args.name).id)
@@ -97,14 +156,20 @@ def wait_for(services: Services, video_id: str, timeout_s: float) -> VideoStatus
     from chronos_pipeline.instance import open_instance
     from chronos_pipeline.resources.chronos import ChronosResource
     from chronos_pipeline.runner import daemon_is_running, run_pending
+    from chronos_pipeline.worker import pipeline_lock
 
     instance = open_instance(services.settings)
     if daemon_is_running(instance):
         _say("a Dagster daemon is running; following its run")
     else:
-        chronos = ChronosResource(data_dir=str(services.settings.data_dir))
-        # Every pending upload runs, oldest first: a queue, not just this video.
-        run_pending(instance, chronos, announce=_say)
+        with pipeline_lock(services.settings.data_dir) as held:
+            if held:
+                chronos = ChronosResource(data_dir=str(services.settings.data_dir))
+                # Every pending upload runs, oldest first: a queue, not just this video.
+                run_pending(instance, chronos, announce=_say)
+            else:
+                _say("another process (chronos serve?) is running the pipeline; following it")
+    instance.dispose()
     deadline = time.monotonic() + timeout_s
     last: VideoStatus | None = None
     while True:
@@ -269,8 +334,23 @@ def cmd_costs_estimates(services: Services, args: argparse.Namespace) -> int:
 def cmd_serve(services: Services, args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("chronos_api.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers)
+    worker = None
+    if not args.no_pipeline:
+        from chronos_pipeline.worker import PipelineWorker
+
+        pipeline_log = logging.getLogger("chronos.pipeline")
+        pipeline_log.setLevel(logging.INFO)
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        pipeline_log.addHandler(handler)
+        worker = PipelineWorker(services.settings)
+        worker.start()
+    try:
+        uvicorn.run("chronos_api.app:create_app", factory=True, host=args.host,
+                    port=args.port, workers=args.workers)
+    finally:
+        if worker is not None and not worker.stop(timeout_s=SERVE_STOP_S):
+            _say("a pipeline run was still going at shutdown; its video stays in its stage")
     return 0
 
 
@@ -331,6 +411,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = csub.add_parser("rotate-key", help="replace a creator's API key")
     p.add_argument("creator_id")
     p.set_defaults(func=cmd_creators_rotate)
+
+    p = csub.add_parser("delete", help="delete a creator and everything of theirs but costs")
+    p.add_argument("creator_id")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_creators_delete)
+
+    videos = sub.add_parser("videos", help="manage a creator's lectures")
+    vsub = videos.add_subparsers(dest="action", required=True)
+    p = vsub.add_parser("delete", help="delete a lecture's files and vectors (costs stay)")
+    p.add_argument("video_id")
+    p.add_argument("--creator", required=True)
+    p.set_defaults(func=cmd_videos_delete)
+    p = vsub.add_parser("retry", help="run a failed lecture through the pipeline again")
+    p.add_argument("video_id")
+    p.add_argument("--creator", required=True)
+    p.set_defaults(func=cmd_videos_retry)
 
     courses = sub.add_parser("courses", help="manage a creator's courses")
     osub = courses.add_subparsers(dest="action", required=True)
@@ -410,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--no-pipeline", action="store_true",
+                   help="do not run uploads in this process when no Dagster daemon runs")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("dagster-home", help="write and print this data dir's DAGSTER_HOME")

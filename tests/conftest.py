@@ -137,3 +137,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assert [o.success for o in outcomes] == [True]
     yield built
     built.close()
+
+
+def ready_clip(services: Services, creator_id: str, tmp_path: Path) -> str:
+    """A short real speech clip (JFK, 11 s) ingested and run to ``ready`` in-process."""
+    from chronos_pipeline.instance import open_instance
+    from chronos_pipeline.resources.chronos import ChronosResource
+    from chronos_pipeline.runner import run_pending
+    from tests.media import speech_video
+
+    clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
+    video = services.ingest.ingest_file(creator_id, clip, title="Ask not")
+    instance = open_instance(services.settings)
+    try:
+        outcomes = run_pending(instance, ChronosResource(data_dir=str(services.settings.data_dir)))
+    finally:
+        instance.dispose()
+    assert [(o.video_id, o.success) for o in outcomes] == [(video.id, True)]
+    return video.id

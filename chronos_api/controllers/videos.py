@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, get, head, post, put
+from litestar import Controller, Request, Response, delete, get, head, post, put
 from litestar.params import Parameter
 
 from chronos_api.auth import STUDENTS_OPT
@@ -18,6 +18,7 @@ from chronos_pipeline.lib.ingest import Ingest, UploadState
 from chronos_pipeline.lib.partial_uploads import ContentRange
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import THUMBNAIL, TRANSCRIPT
+from chronos_pipeline.operations import delete_lecture_everywhere, retry_lecture
 
 # Bytes are handed to a worker thread in pieces this big: a server killed mid-upload loses
 # at most this much of what the client sent, and the client resumes from the server's offset.
@@ -166,3 +167,14 @@ class VideoController(Controller):
         if not path.is_file():
             raise ConflictError(f"video {video_id} has no thumbnail yet")
         return Response(path.read_bytes(), media_type="image/jpeg")
+
+    @post("/{video_id:str}/retry", status_code=202, sync_to_thread=True)
+    def retry(self, video_id: str, creator: Creator, services: Services) -> VideoOut:
+        """Run a failed lecture through the pipeline again (409 unless it failed)."""
+        return VideoOut.of(retry_lecture(services, creator.id, video_id))
+
+    @delete("/{video_id:str}", status_code=204, sync_to_thread=True)
+    def delete_video(self, video_id: str, creator: Creator, services: Services) -> None:
+        """Delete the lecture's files, transcript and vectors (409 while it is processed);
+        its cost records stay."""
+        delete_lecture_everywhere(services, creator.id, video_id)

@@ -13,13 +13,17 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from chronos_pipeline.lib.library_feed import library_snapshot
 from litestar import Controller, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chronos_api.auth import STUDENTS_OPT
 from chronos_pipeline.lib.access import course_scope, readable_course
 from chronos_pipeline.lib.catalog_people import Principal
+from chronos_pipeline.lib.library_feed import (
+    LibrarySnapshot,
+    library_snapshot,
+    library_version,
+)
 from chronos_pipeline.lib.services import Services
 
 POLL_S = 1.0
@@ -27,15 +31,16 @@ POLL_S = 1.0
 MAX_POLLS = 3600
 
 
-async def changes(name: str, read: Callable[[], tuple[str, Any]]) -> AsyncIterator[
-        ServerSentEventMessage]:
-    """Send ``read()``'s payload as event ``name`` whenever its version changes."""
+async def changes(name: str, version: Callable[[], str],
+                  payload: Callable[[], Any]) -> AsyncIterator[ServerSentEventMessage]:
+    """Send ``payload()`` as event ``name`` whenever the cheap ``version()`` moves."""
     last = None
     for _ in range(MAX_POLLS):
-        version, payload = await anyio.to_thread.run_sync(read)
-        if version != last:
-            last = version
-            yield ServerSentEventMessage(event=name, data=json.dumps(payload, default=str))
+        now = await anyio.to_thread.run_sync(version)
+        if now != last:
+            last = now
+            data = await anyio.to_thread.run_sync(payload)
+            yield ServerSentEventMessage(event=name, data=json.dumps(data, default=str))
         await anyio.sleep(POLL_S)
 
 
@@ -53,19 +58,26 @@ class LiveEventsController(Controller):
         if course_id is not None:
             scope = [course_id]
 
-        def read() -> tuple[str, Any]:
+        costs = not principal.is_student
+        previous: list[LibrarySnapshot] = []
+
+        def version() -> str:
+            return library_version(services.catalog, services.ledger, principal.creator_id,
+                                   course_ids=scope, include_costs=costs)
+
+        def payload() -> dict[str, Any]:
             snapshot = library_snapshot(services.catalog, services.ledger,
                                         principal.creator_id, course_ids=scope,
-                                        with_costs=not principal.is_student)
-            return snapshot.version, snapshot.to_json()
+                                        include_costs=costs,
+                                        previous=previous[-1] if previous else None)
+            previous[:] = [snapshot]
+            return snapshot.to_json()
 
-        return ServerSentEvent(changes("library", read))
+        return ServerSentEvent(changes("library", version, payload))
 
     @get("/ledger", sync_to_thread=False)
     def ledger(self, principal: Principal, services: Services) -> ServerSentEvent:
         """A tick whenever a cost record is written (the dashboard then refreshes)."""
-        def read() -> tuple[str, Any]:
-            version = services.ledger.version()
-            return version, {"version": version}
-
-        return ServerSentEvent(changes("ledger", read))
+        ledger = services.ledger
+        return ServerSentEvent(changes("ledger", ledger.version,
+                                       lambda: {"version": ledger.version()}))

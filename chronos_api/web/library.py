@@ -18,7 +18,9 @@ from chronos_pipeline.lib.access import readable_course, readable_courses, reada
 from chronos_pipeline.lib.budgets import parse_usd
 from chronos_pipeline.lib.catalog import Course
 from chronos_pipeline.lib.catalog_people import Principal
+from chronos_pipeline.lib.lessons import set_lesson_course
 from chronos_pipeline.lib.services import Services
+from chronos_pipeline.operations import delete_lecture_everywhere, retry_lecture
 
 STUDENTS = {STUDENTS_OPT: True}
 
@@ -114,8 +116,22 @@ class LibraryController(Controller):
                       services: Services) -> Redirect:
         """Take a lesson out of its course (the lecture stays in the library)."""
         before = services.catalog.get_video(principal.creator_id, video_id)
-        services.catalog.set_video_course(principal.creator_id, video_id, None)
+        set_lesson_course(services, principal.creator_id, video_id, None)
         return Redirect(f"/app/courses/{before.course_id}#lessons" if before.course_id
+                        else "/app", status_code=303)
+
+    @post("/lectures/{video_id:str}/retry", sync_to_thread=True)
+    def retry(self, video_id: str, principal: Principal, services: Services) -> Redirect:
+        """A new Dagster run for a failed lecture (it shows in the Dagster UI as usual)."""
+        video = retry_lecture(services, principal.creator_id, video_id)
+        return Redirect(f"/app/courses/{video.course_id}#lessons" if video.course_id
+                        else "/app", status_code=303)
+
+    @post("/lectures/{video_id:str}/delete", sync_to_thread=True)
+    def delete_lecture(self, video_id: str, principal: Principal,
+                       services: Services) -> Redirect:
+        video = delete_lecture_everywhere(services, principal.creator_id, video_id)
+        return Redirect(f"/app/courses/{video.course_id}#lessons" if video.course_id
                         else "/app", status_code=303)
 
     @post("/courses/{course_id:str}/invitations", sync_to_thread=True)

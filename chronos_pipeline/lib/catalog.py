@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,8 +31,12 @@ from chronos_pipeline.lib.catalog_models import (
     ChatSessionRow,
     CourseRow,
     CreatorRow,
+    EnrolmentRow,
+    InvitationRow,
+    StudentRow,
     VideoRow,
     VideoStatusEventRow,
+    WebSessionRow,
 )
 from chronos_pipeline.lib.catalog_people import (
     CREATOR_KEY_PREFIX,
@@ -42,7 +46,9 @@ from chronos_pipeline.lib.catalog_people import (
 )
 from chronos_pipeline.lib.errors import (
     AuthenticationError,
+    ConflictError,
     NotFoundError,
+    PipelineStateError,
     StorageBusy,
     ValidationError,
 )
@@ -66,6 +72,8 @@ class VideoStatus(StrEnum):
 # What a creator sees as lectures: neither an unfinished upload nor a deleted lecture.
 LISTED = tuple(s.value for s in VideoStatus
                if s not in (VideoStatus.AWAITING_UPLOAD, VideoStatus.DELETED))
+# A pipeline step is working on the video's files right now.
+PROCESSING = (VideoStatus.TRANSCRIBING, VideoStatus.CHUNKING, VideoStatus.EMBEDDING)
 
 
 @dataclass(frozen=True)
@@ -399,7 +407,8 @@ class Catalog(_BudgetMixin, PeopleMixin):
         ids.require(video_id, "video")
         with self._tx() as session:
             row = session.get(VideoRow, video_id)
-            if row is None or row.creator_id != creator_id:
+            if (row is None or row.creator_id != creator_id
+                    or row.status == VideoStatus.DELETED.value):
                 raise NotFoundError(f"no video {video_id}")
             return _video(row)
 
@@ -490,6 +499,99 @@ class Catalog(_BudgetMixin, PeopleMixin):
         """Keep the row (cost records name it) but never list or serve it again."""
         return self.set_status(video_id, VideoStatus.DELETED)
 
+    def claim_for_deletion(self, creator_id: str, video_id: str) -> Video:
+        """Mark the creator's lecture deleted unless a pipeline step is working on it.
+
+        One conditional UPDATE, so a step cannot start between the check and the mark (a
+        step that tries afterwards finds the video deleted and stops).
+        """
+        video = self.get_video(creator_id, video_id)
+        now = _now()
+        with self._tx() as session:
+            taken = cast(CursorResult[Any], session.execute(
+                update(VideoRow)
+                .where(VideoRow.id == video_id,
+                       VideoRow.status.not_in([s.value for s in PROCESSING]),
+                       VideoRow.status != VideoStatus.DELETED.value)
+                .values(status=VideoStatus.DELETED.value, error_message=None, progress=None,
+                        progress_eta_s=None, updated_at=now)
+            ))
+            if taken.rowcount != 1:
+                raise ConflictError(
+                    f"lecture {video_id} is being processed ({video.status.value}); "
+                    "delete it when it is ready or failed"
+                )
+            session.add(VideoStatusEventRow(video_id=video_id,
+                                            status=VideoStatus.DELETED.value, at=now))
+        return self.find_video(video_id)
+
+    def mark_for_retry(self, video_id: str) -> tuple[Video, int]:
+        """Send a failed video back to ``uploaded``; returns it and its retry number (1, 2…).
+
+        The number is how many times the video was uploaded before, so it needs no column
+        of its own: each attempt leaves an ``uploaded`` status event (message ``retry n``).
+        """
+        now = _now()
+        with self._tx() as session:
+            taken = cast(CursorResult[Any], session.execute(
+                update(VideoRow)
+                .where(VideoRow.id == video_id, VideoRow.status == VideoStatus.FAILED.value)
+                .values(status=VideoStatus.UPLOADED.value, error_message=None, progress=None,
+                        progress_eta_s=None, updated_at=now)
+            ))
+            if taken.rowcount != 1:
+                current = session.get(VideoRow, video_id)
+                if current is None:
+                    raise NotFoundError(f"no video {video_id}")
+                raise ConflictError(
+                    f"only a failed lecture can be retried; {video_id} is {current.status}"
+                )
+            attempt = int(session.scalar(
+                select(func.count()).select_from(VideoStatusEventRow).where(
+                    VideoStatusEventRow.video_id == video_id,
+                    VideoStatusEventRow.status == VideoStatus.UPLOADED.value)) or 0)
+            session.add(VideoStatusEventRow(video_id=video_id, status=VideoStatus.UPLOADED.value,
+                                            message=f"retry {attempt}", at=now))
+        return self.find_video(video_id), attempt
+
+    def library_rows(self, creator_id: str, course_ids: list[str] | None = None
+                     ) -> list[tuple[str, str | None, int | None, datetime]]:
+        """(id, course, position, updated_at) of the listed lectures: a cheap change check."""
+        with self._tx() as session:
+            query = select(VideoRow.id, VideoRow.course_id, VideoRow.position,
+                           VideoRow.updated_at).where(VideoRow.creator_id == creator_id,
+                                                      VideoRow.status.in_(LISTED))
+            if course_ids is not None:
+                query = query.where(VideoRow.course_id.in_(course_ids))
+            return [(vid, course, position, _aware(at))
+                    for vid, course, position, at in session.execute(query.order_by(VideoRow.id))]
+
+    def delete_creator_rows(self, creator_id: str) -> None:
+        """Every catalog row of the creator, in one transaction (the ledger is not here)."""
+        with self._tx() as session:
+            if session.get(CreatorRow, creator_id) is None:
+                raise NotFoundError(f"no creator {creator_id}")
+            chats = select(ChatSessionRow.id).where(ChatSessionRow.creator_id == creator_id)
+            students = select(StudentRow.id).where(StudentRow.creator_id == creator_id)
+            courses = select(CourseRow.id).where(CourseRow.creator_id == creator_id)
+            videos = select(VideoRow.id).where(VideoRow.creator_id == creator_id)
+            for statement in (
+                delete(ChatMessageRow).where(ChatMessageRow.session_id.in_(chats)),
+                delete(ChatSessionRow).where(ChatSessionRow.creator_id == creator_id),
+                delete(WebSessionRow).where(WebSessionRow.creator_id == creator_id),
+                delete(EnrolmentRow).where(EnrolmentRow.student_id.in_(students)
+                                           | EnrolmentRow.course_id.in_(courses)),
+                delete(InvitationRow).where(InvitationRow.creator_id == creator_id),
+                delete(StudentRow).where(StudentRow.creator_id == creator_id),
+                delete(BudgetAlertRow).where(BudgetAlertRow.creator_id == creator_id),
+                delete(BudgetRow).where(BudgetRow.creator_id == creator_id),
+                delete(VideoStatusEventRow).where(VideoStatusEventRow.video_id.in_(videos)),
+                delete(VideoRow).where(VideoRow.creator_id == creator_id),
+                delete(CourseRow).where(CourseRow.creator_id == creator_id),
+                delete(CreatorRow).where(CreatorRow.id == creator_id),
+            ):
+                session.execute(statement)
+
     def extend_upload(self, video_id: str, until: datetime) -> None:
         with self._tx() as session:
             row = session.get(VideoRow, video_id)
@@ -535,8 +637,13 @@ class Catalog(_BudgetMixin, PeopleMixin):
             row = session.get(VideoRow, video_id)
             if row is None:
                 raise NotFoundError(f"no video {video_id}")
+            if row.status == VideoStatus.DELETED.value and status is not VideoStatus.DELETED:
+                raise PipelineStateError(f"video {video_id} was deleted")
             row.status = status.value
             row.error_message = message if status is VideoStatus.FAILED else None
+            # A new stage (or the end) starts with no progress of its own yet.
+            row.progress = None
+            row.progress_eta_s = None
             row.updated_at = now
             session.add(VideoStatusEventRow(video_id=video_id, status=status.value,
                                             message=message, at=now))

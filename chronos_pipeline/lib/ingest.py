@@ -258,6 +258,29 @@ class Ingest:
         )
         return self.catalog.set_status(video_id, VideoStatus.UPLOADED)
 
+    def retry(self, video_id: str) -> Video:
+        """Send a failed lecture through the pipeline again (any creator's: check first).
+
+        The catalog marks it ``uploaded`` with the next attempt number and the manifest is
+        rewritten with ``"attempt": n``: a newer manifest is what the upload sensor acts
+        on, and the attempt gives the new run its own run key.
+        """
+        video = self.catalog.find_video(video_id)
+        manifest = self.storage.video_dir(video.creator_id, video_id) / MANIFEST
+        if video.status is VideoStatus.FAILED and not manifest.is_file():
+            raise ConflictError(f"video {video_id} has no confirmed upload to retry")
+        retried, attempt = self.catalog.mark_for_retry(video_id)
+        try:
+            data = self.storage.read_manifest(manifest)
+            data["attempt"] = attempt
+            data["retried_at"] = datetime.now(UTC).isoformat()
+            self.storage.write_json(video.creator_id, video_id, MANIFEST, data,
+                                    create_folder=False)
+        except BaseException:
+            self.catalog.set_status(video_id, VideoStatus.FAILED, video.error_message)
+            raise
+        return retried
+
     def ingest_file(
         self, creator_id: str, path: Path, *, title: str | None = None,
         course_id: str | None = None,

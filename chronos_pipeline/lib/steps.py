@@ -7,13 +7,19 @@ product to storage under the video's folder.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chronos_pipeline.lib.catalog import Video, VideoStatus
 from chronos_pipeline.lib.chunking import Chunk, chunk_transcript
-from chronos_pipeline.lib.errors import MediaError, NoSpeechError, UnsupportedMediaError
+from chronos_pipeline.lib.errors import (
+    MediaError,
+    NoSpeechError,
+    PipelineStateError,
+    UnsupportedMediaError,
+)
 from chronos_pipeline.lib.ledger import CostSummary, Usage
 from chronos_pipeline.lib.media import probe, thumbnail_jpeg
 from chronos_pipeline.lib.providers.base import ProgressCallback
@@ -24,8 +30,38 @@ TRANSCRIPT = "transcript.json"
 CHUNKS = "chunks.json"
 THUMBNAIL = "thumbnail.jpg"
 EMBED_BATCH = 64
+# The library page polls the catalog; a write every couple of seconds is plenty.
+PROGRESS_EVERY_S = 2.0
 
 Log = Callable[[str], None]
+Clock = Callable[[], float]
+
+
+class ProgressWriter:
+    """Persists a stage's share done and the time left, at most every ``every_s`` seconds
+    (and always at 100 %). The time left extrapolates the elapsed time linearly."""
+
+    def __init__(self, services: Services, video_id: str, *, every_s: float = PROGRESS_EVERY_S,
+                 clock: Clock = time.monotonic) -> None:
+        self.services = services
+        self.video_id = video_id
+        self.every_s = every_s
+        self.clock = clock
+        self.started = clock()
+        self.last_written: float | None = None
+
+    def __call__(self, done: float, total: float) -> None:
+        share = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
+        now = self.clock()
+        finished = share >= 1.0
+        if (not finished and self.last_written is not None
+                and now - self.last_written < self.every_s):
+            return
+        elapsed = now - self.started
+        eta = 0.0 if finished else (elapsed * (1.0 - share) / share if share > 0 else None)
+        self.services.catalog.set_progress(self.video_id, share,
+                                           None if eta is None else round(eta, 1))
+        self.last_written = now
 
 
 @dataclass
@@ -39,6 +75,7 @@ class StepResult:
 def probe_video(services: Services, video_id: str) -> StepResult:
     """Re-check the stored source and make its thumbnail."""
     video = services.catalog.find_video(video_id)
+    _require_not_deleted(video)
     source = services.storage.require_source(video.creator_id, video_id)
     try:
         facts = probe(source)
@@ -46,7 +83,8 @@ def probe_video(services: Services, video_id: str) -> StepResult:
         raise MediaError(exc.message) from exc
     thumbnail = thumbnail_jpeg(source)
     if thumbnail is not None:
-        services.storage.write_bytes(video.creator_id, video_id, THUMBNAIL, thumbnail)
+        services.storage.write_bytes(video.creator_id, video_id, THUMBNAIL, thumbnail,
+                                     create_folder=False)
     return StepResult(
         metadata={
             "title": video.title,
@@ -67,36 +105,64 @@ def transcribe_video(
     services: Services, video_id: str, *, run_id: str | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[Transcript, StepResult]:
+    """Transcribe the source, or reuse the transcript this model already made of it (a
+    retry after a later stage failed must not pay for the audio again)."""
     video = _advance(services, video_id, VideoStatus.TRANSCRIBING)
-    services.budgets.enforce(video.creator_id)
-    source = services.storage.require_source(video.creator_id, video_id)
     transcriber = services.transcriber
     result = StepResult()
+    earlier = _earlier_transcript(services, video, transcriber.model_id)
+    if earlier is not None:
+        services.catalog.set_progress(video_id, 1.0, 0.0)
+        if on_progress is not None:
+            on_progress(earlier.duration_s, earlier.duration_s)
+        transcript = earlier
+    else:
+        services.budgets.enforce(video.creator_id)
+        source = services.storage.require_source(video.creator_id, video_id)
+        persist = ProgressWriter(services, video_id)
 
-    def record(usage: Usage) -> None:
-        result.costs.add(services.ledger.record(
-            usage, creator_id=video.creator_id, stage="transcribe", video_id=video_id,
-            run_id=run_id,
-        ))
+        def progress(done: float, total: float) -> None:
+            persist(done, total)
+            if on_progress is not None:
+                on_progress(done, total)
 
-    transcript, _total = transcriber.transcribe(source, on_progress=on_progress,
-                                                on_usage=record)
-    services.budgets.record_alerts(video.creator_id)
+        def record(usage: Usage) -> None:
+            result.costs.add(services.ledger.record(
+                usage, creator_id=video.creator_id, stage="transcribe", video_id=video_id,
+                run_id=run_id,
+            ))
+
+        transcript, _total = transcriber.transcribe(source, on_progress=progress,
+                                                    on_usage=record)
+        services.budgets.record_alerts(video.creator_id)
     if not transcript.segments:
         raise NoSpeechError(
             "no speech was found in this video's audio; check that the lecture's sound track "
             "was uploaded and is not silent"
         )
-    services.storage.write_json(video.creator_id, video_id, TRANSCRIPT,
-                                transcript.to_json(video_id))
+    if earlier is None:
+        services.storage.write_json(video.creator_id, video_id, TRANSCRIPT,
+                                    transcript.to_json(video_id), create_folder=False)
     result.metadata = {
         "model": transcript.model,
         "language": transcript.language,
         "duration_s": transcript.duration_s,
         "segments": len(transcript.segments),
         "words": transcript.word_count,
+        "reused": earlier is not None,
     }
     return transcript, result
+
+
+def _earlier_transcript(services: Services, video: Video, model_id: str) -> Transcript | None:
+    path = services.storage.video_dir(video.creator_id, video.id) / TRANSCRIPT
+    if not path.is_file():
+        return None
+    try:
+        transcript = load_transcript(services, video)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return transcript if transcript.model == model_id and transcript.segments else None
 
 
 def load_transcript(services: Services, video: Video) -> Transcript:
@@ -110,7 +176,8 @@ def chunk_video(services: Services, video_id: str) -> tuple[list[Chunk], StepRes
     chunks = chunk_transcript(transcript, target_words=settings.chunk_words,
                               overlap_words=settings.chunk_overlap_words)
     services.storage.write_json(video.creator_id, video_id, CHUNKS,
-                                [c.to_json() for c in chunks])
+                                [c.to_json() for c in chunks], create_folder=False)
+    services.catalog.set_progress(video_id, 1.0, 0.0)
     words = [c.word_count for c in chunks]
     return chunks, StepResult(
         metadata={
@@ -138,6 +205,7 @@ def embed_video(
     embedder = services.embedder
     result = StepResult()
     batches = []
+    persist = ProgressWriter(services, video_id, every_s=0.0)  # a batch is seconds of work
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
         services.budgets.enforce(video.creator_id)
@@ -146,6 +214,7 @@ def embed_video(
             usage, creator_id=video.creator_id, stage="embed", video_id=video_id, run_id=run_id
         ))
         batches.append(vectors)
+        persist(min(start + EMBED_BATCH, len(chunks)), len(chunks))
         if log is not None:
             log(f"embedded {min(start + EMBED_BATCH, len(chunks))}/{len(chunks)} chunks")
     vectors = np.concatenate(batches) if batches else np.zeros((0, embedder.dimension))
@@ -165,11 +234,22 @@ def embed_video(
 
 
 def fail_video(services: Services, video_id: str, message: str) -> None:
+    if services.catalog.find_video(video_id).status is VideoStatus.DELETED:
+        return  # nobody is waiting for it any more
     services.catalog.set_status(video_id, VideoStatus.FAILED, message)
 
 
+def _require_not_deleted(video: Video) -> None:
+    if video.status is VideoStatus.DELETED:
+        raise PipelineStateError(f"lecture {video.id} was deleted; nothing to do")
+
+
 def _advance(services: Services, video_id: str, status: VideoStatus) -> Video:
+    """Enter a stage: its status, and no progress from an earlier attempt."""
     video = services.catalog.find_video(video_id)
+    _require_not_deleted(video)
     if video.status is not status:
         video = services.catalog.set_status(video_id, status)
+    else:
+        services.catalog.set_progress(video_id, None)
     return video

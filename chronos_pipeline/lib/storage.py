@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,13 +94,20 @@ class Storage:
         os.replace(upload, target)
         return target
 
-    def write_json(self, creator_id: str, video_id: str, name: str, data: Any) -> Path:
+    def write_json(self, creator_id: str, video_id: str, name: str, data: Any, *,
+                   create_folder: bool = True) -> Path:
         return self.write_bytes(
-            creator_id, video_id, name, json.dumps(data, ensure_ascii=False, indent=1).encode()
+            creator_id, video_id, name, json.dumps(data, ensure_ascii=False, indent=1).encode(),
+            create_folder=create_folder,
         )
 
-    def write_bytes(self, creator_id: str, video_id: str, name: str, data: bytes) -> Path:
+    def write_bytes(self, creator_id: str, video_id: str, name: str, data: bytes, *,
+                    create_folder: bool = True) -> Path:
+        """Write one file of the video whole; ``create_folder=False``: only into an existing
+        folder (a pipeline step must not bring back the folder of a deleted lecture)."""
         directory = self.video_dir(creator_id, video_id)
+        if not create_folder and not directory.is_dir():
+            raise PipelineStateError(f"video {video_id} has no folder (was it deleted?)")
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / name
         temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
@@ -131,6 +139,16 @@ class Storage:
     def read_manifest(self, path: Path) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(path.read_text())
         return data
+
+    def delete_video_files(self, creator_id: str, video_id: str) -> None:
+        """The video's whole folder and any upload of it still arriving."""
+        shutil.rmtree(self.video_dir(creator_id, video_id), ignore_errors=True)
+        if self.uploads_root.is_dir():
+            for part in self.uploads_root.glob(f"{ids.require(video_id, 'video')}.*.part"):
+                part.unlink(missing_ok=True)
+
+    def delete_creator_files(self, creator_id: str) -> None:
+        shutil.rmtree(self.videos_root / ids.require(creator_id, "creator"), ignore_errors=True)
 
     def discard_video(self, creator_id: str, video_id: str) -> None:
         directory = self.video_dir(creator_id, video_id)

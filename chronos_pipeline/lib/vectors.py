@@ -39,6 +39,53 @@ def table_name(model_id: str) -> str:
     return "chunks__" + re.sub(r"[^a-z0-9]+", "_", model_id.lower()).strip("_")
 
 
+def delete_everywhere(directory: Path, *, video_id: str | None = None,
+                      creator_id: str | None = None) -> int:
+    """Delete a video's (or a whole creator's) rows from every model's table; returns how
+    many went. Needs no embedding model, so deleting never loads one."""
+    if (video_id is None) == (creator_id is None):
+        raise ValueError("give exactly one of video_id and creator_id")
+    where = (f"video_id = '{ids.require(video_id, 'video')}'" if video_id is not None
+             else f"creator_id = '{ids.require(str(creator_id), 'creator')}'")
+    if not directory.is_dir():
+        return 0
+    db = lancedb.connect(str(directory))
+    removed = 0
+    for name in db.list_tables().tables:
+        if not name.startswith("chunks__"):
+            continue
+        table = db.open_table(name)
+        before = int(table.count_rows(where))
+        if before:
+            try:
+                table.delete(where)
+            except (OSError, RuntimeError) as exc:
+                if "onflict" in str(exc) or "retry" in str(exc).lower():
+                    raise StorageBusy(f"LanceDB table {name} is busy: {exc}") from exc
+                raise
+            removed += before
+    return removed
+
+
+def move_everywhere(directory: Path, video_id: str, course_id: str | None) -> int:
+    """Put a video's rows in every model's table under ``course_id`` (a lesson moved to
+    another course, or out of any), so course-scoped search follows the catalog."""
+    where = f"video_id = '{ids.require(video_id, 'video')}'"
+    value = f"'{ids.require(course_id, 'course')}'" if course_id is not None else "NULL"
+    if not directory.is_dir():
+        return 0
+    db = lancedb.connect(str(directory))
+    moved = 0
+    for name in db.list_tables().tables:
+        if name.startswith("chunks__"):
+            table = db.open_table(name)
+            count = int(table.count_rows(where))
+            if count:
+                table.update(where=where, values_sql={"course_id": value})
+                moved += count
+    return moved
+
+
 def _schema(dimension: int) -> pa.Schema:
     return pa.schema(
         [

@@ -15,21 +15,25 @@ SENSOR_NAME = "upload_sensor"
 @dg.sensor(name=SENSOR_NAME, job=ingest_video_job, minimum_interval_seconds=5,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def upload_sensor(context: dg.SensorEvaluationContext, chronos: ChronosResource) -> dg.SensorResult:
-    """Adds a partition and requests one run (run key = video id) per new upload."""
+    """Adds a partition and requests one run per new upload (run key = video id, or
+    ``id:retry-n`` for a retry)."""
     services = chronos.services()
     uploads, cursor = new_uploads(services.storage, UploadCursor.parse(context.cursor))
-    keys = []
+    requests = []
     for upload in uploads:
         try:
             video = services.catalog.find_video(upload.video_id)
         except NotFoundError:
             context.log.warning(f"manifest for unknown video {upload.video_id}; skipped")
             continue
+        if video.status is VideoStatus.DELETED:
+            continue
         if video.status is VideoStatus.UPLOADED:
             services.catalog.set_status(video.id, VideoStatus.QUEUED)
-        keys.append(upload.video_id)
+        requests.append(dg.RunRequest(run_key=upload.run_key, partition_key=upload.video_id))
+    keys = list(dict.fromkeys(str(r.partition_key) for r in requests))
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=key, partition_key=key) for key in keys],
+        run_requests=requests,
         dynamic_partitions_requests=[videos_partitions.build_add_request(keys)] if keys else [],
         cursor=cursor.dump(),
     )

@@ -1,0 +1,68 @@
+"""Operations on the pipeline that need the Dagster instance: retry a lecture, forget one.
+
+Public Dagster APIs only. A retry does not launch a run itself: it hands the video back to
+the upload sensor (a rewritten manifest, a new run key), so the run is requested, shown and
+queued exactly like a first upload's, by the daemon or by ``runner.run_pending``.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from chronos_pipeline.instance import open_instance
+from chronos_pipeline.lib.catalog import Video
+from chronos_pipeline.lib.deletion import delete_lecture
+from chronos_pipeline.lib.errors import ConflictError
+from chronos_pipeline.lib.services import Services
+from chronos_pipeline.partitions import VIDEOS
+
+PARTITION_TAG = "dagster/partition"
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+          dg.DagsterRunStatus.CANCELING]
+
+
+def retry_video(instance: dg.DagsterInstance, services: Services, video_id: str) -> Video:
+    """Queue a failed lecture for a new run of its partition; returns it (``uploaded``).
+
+    Work already done is not paid for twice: the transcript step reuses a transcript the
+    same model made, and the embeddings step replaces the video's vectors.
+    """
+    active = instance.get_runs(
+        filters=dg.RunsFilter(tags={PARTITION_TAG: video_id}, statuses=ACTIVE), limit=1)
+    if active:
+        raise ConflictError(
+            f"run {active[0].run_id} of lecture {video_id} has not ended yet; retry when it "
+            "has (or terminate it in the Dagster UI)"
+        )
+    return services.ingest.retry(video_id)
+
+
+def forget_partition(instance: dg.DagsterInstance, video_id: str) -> bool:
+    """Remove a deleted lecture's partition (its past runs stay in the run history)."""
+    if not instance.has_dynamic_partition(VIDEOS, video_id):
+        return False
+    instance.delete_dynamic_partition(VIDEOS, video_id)
+    return True
+
+
+def retry_lecture(services: Services, creator_id: str, video_id: str) -> Video:
+    """A creator's retry (the API and the web app): their failed lecture, run again."""
+    services.catalog.get_video(creator_id, video_id)
+    instance = open_instance(services.settings)
+    try:
+        return retry_video(instance, services, video_id)
+    finally:
+        instance.dispose()
+
+
+def delete_lecture_everywhere(services: Services, creator_id: str, video_id: str) -> Video:
+    """A creator's delete: files, transcript, vectors and the Dagster partition go; the
+    catalog row and the cost records stay."""
+    video = delete_lecture(services, creator_id, video_id)
+    instance = open_instance(services.settings)
+    try:
+        forget_partition(instance, video_id)
+    finally:
+        instance.dispose()
+    return video
