@@ -18,7 +18,7 @@ import hmac
 from typing import Any
 
 import anyio.to_thread
-from litestar.connection import ASGIConnection
+from litestar.connection import ASGIConnection, Request
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
@@ -57,8 +57,6 @@ class ChronosAuthMiddleware(AbstractAuthenticationMiddleware):
                 "sign in first: send 'Authorization: Bearer <API key>' or use the web app"
                 if not token else "your session has expired; sign in again"
             )
-        if connection.scope.get("method", "GET") not in SAFE_METHODS:
-            await _require_csrf(connection, principal_or_none)
         return AuthenticationResult(user=principal_or_none, auth="session")
 
 
@@ -66,23 +64,27 @@ async def _require_csrf(connection: ASGIConnection[Any, Any, Any, Any],
                         principal: Principal) -> None:
     expected = principal.csrf_token or ""
     sent = connection.headers.get(CSRF_HEADER)
-    if sent is None:
+    if sent is None and isinstance(connection, Request):
         content_type = connection.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded",
                                     "multipart/form-data")):
-            from litestar import Request
-
-            form = await Request(connection.scope, connection.receive).form()
-            field = form.get(CSRF_FIELD)
+            # Parsed once and cached on the request: the handler reads the same form.
+            field = (await connection.form()).get(CSRF_FIELD)
             sent = field if isinstance(field, str) else None
     if not sent or not expected or not hmac.compare_digest(sent, expected):
         raise ForbiddenError("this form or request is missing its CSRF token; reload the page")
 
 
-def principal_guard(connection: ASGIConnection[Any, Any, Any, Any],
-                    handler: BaseRouteHandler) -> None:
-    """Students reach only the handlers that say they may (``opt={"students": True}``)."""
+async def principal_guard(connection: ASGIConnection[Any, Any, Any, Any],
+                          handler: BaseRouteHandler) -> None:
+    """Students reach only the handlers that say they may (``opt={"students": True}``);
+    a state change made with the session cookie must carry the session's CSRF token."""
     user = connection.scope.get("user")
-    if isinstance(user, Principal) and user.is_student and not handler.opt.get(STUDENTS_OPT):
+    if not isinstance(user, Principal):
+        return  # a public route
+    if user.is_student and not handler.opt.get(STUDENTS_OPT):
         raise ForbiddenError("a student key or session cannot use this; it is the "
                              "course creator's")
+    if connection.scope.get("auth") == "session" and \
+            connection.scope.get("method", "GET") not in SAFE_METHODS:
+        await _require_csrf(connection, user)

@@ -85,7 +85,7 @@ class UsagePageController(Controller):
             export_query="&".join(f"{k}={v}" for k, v in query.items() if v),
         )
 
-    @get("/export.{fmt:str}", sync_to_thread=True)
+    @get("/export/{fmt:str}", sync_to_thread=True)
     def export(self, fmt: str, principal: Principal, services: Services, course_id: str = "",
                video_id: str = "", since: str = "", until: str = "") -> Stream:
         """The filtered cost records, every column, as CSV or Parquet."""
