@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from chronos_pipeline.lib import costs
 from chronos_pipeline.lib.budgets import parse_usd
 from chronos_pipeline.lib.catalog import VideoStatus
+from chronos_pipeline.lib.catalog_people import Principal
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import TRANSCRIPT
@@ -377,8 +379,10 @@ def cmd_demo(services: Services, args: argparse.Namespace) -> int:
     questions = json.loads((SAMPLE / "questions.json").read_text())
     creator, _key = services.catalog.create_creator("Demo creator")
     print(f"== creator {creator.id}")
+    course = services.catalog.create_course(creator.id, "Markets 101")
     video = services.ingest.ingest_file(creator.id, SAMPLE / "lecture.mp4",
-                                        title="Momentum indicators: moving averages and RSI")
+                                        title="Momentum indicators: moving averages and RSI",
+                                        course_id=course.id)
     print(f"== ingested {video.id} ({video.duration_s:.0f} s); running the pipeline")
     started = time.monotonic()
     status = wait_for(services, video.id, args.timeout)
@@ -394,7 +398,17 @@ def cmd_demo(services: Services, args: argparse.Namespace) -> int:
     print("\n== costs (DuckDB over the ledger)")
     table = costs.report_by_video_and_stage(services.ledger, creator.id)
     _print_table(table.columns, table.rows)
-    return 0
+    if args.no_serve:
+        return 0
+    host = services.settings.api_host
+    port = args.port or services.settings.api_port
+    token, _csrf = services.catalog.create_web_session(
+        Principal(creator.id, creator.name), ttl=timedelta(minutes=30))
+    print("\n== the web app is starting; open this link within 30 minutes to be signed in "
+          "as the demo creator (Ctrl-C stops the server):")
+    print(f"   http://{host}:{port}/signin/link?token={token}\n", flush=True)
+    args.host, args.port, args.workers, args.no_pipeline = host, port, 1, False
+    return cmd_serve(services, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -519,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="ingest the sample lecture and ask it three questions")
     p.add_argument("--timeout", type=float, default=1800.0)
+    p.add_argument("--port", type=int, default=None, help="where the web app listens")
+    p.add_argument("--no-serve", action="store_true",
+                   help="stop after the cost table instead of starting the web app")
     p.set_defaults(func=cmd_demo)
     return parser
 

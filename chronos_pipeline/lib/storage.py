@@ -143,9 +143,7 @@ class Storage:
     def delete_video_files(self, creator_id: str, video_id: str) -> None:
         """The video's whole folder and any upload of it still arriving."""
         shutil.rmtree(self.video_dir(creator_id, video_id), ignore_errors=True)
-        if self.uploads_root.is_dir():
-            for part in self.uploads_root.glob(f"{ids.require(video_id, 'video')}.*.part"):
-                part.unlink(missing_ok=True)
+        self.discard_upload(video_id)
 
     def delete_creator_files(self, creator_id: str) -> None:
         shutil.rmtree(self.videos_root / ids.require(creator_id, "creator"), ignore_errors=True)
