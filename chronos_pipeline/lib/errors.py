@@ -17,6 +17,7 @@
         ├── UnsupportedMediaError the upload is not a video with sound 415
         ├── PayloadTooLargeError  the upload is over the size cap      413
         ├── ConflictError         the request does not fit the state   409
+        ├── RangeNotSatisfiableError  a byte range past the end of the file  416
         └── BudgetExceededError   the creator's hard spending limit is reached  402
 
 The Dagster layer retries ``TransientError`` under a ``RetryPolicy`` and turns
@@ -76,6 +77,11 @@ class ClientError(ChronosError):
 
     status_code = 400
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the status code needs (e.g. ``Content-Range`` on a 416)."""
+        return {}
+
 
 class AuthenticationError(ClientError):
     status_code = 401
@@ -99,6 +105,18 @@ class PayloadTooLargeError(ClientError):
 
 class ConflictError(ClientError):
     status_code = 409
+
+
+class RangeNotSatisfiableError(ClientError):
+    status_code = 416
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the requested byte range is outside the file ({size:,} bytes)")
+        self.size = size
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"content-range": f"bytes */{self.size}"}
 
 
 class BudgetExceededError(ClientError):

@@ -64,12 +64,14 @@ class UploadWriter:
 
 class Ingest:
     def __init__(
-        self, *, catalog: Catalog, storage: Storage, ledger: Ledger, max_bytes: int
+        self, *, catalog: Catalog, storage: Storage, ledger: Ledger, max_bytes: int,
+        min_duration_s: float = 0.0,
     ) -> None:
         self.catalog = catalog
         self.storage = storage
         self.ledger = ledger
         self.max_bytes = max_bytes
+        self.min_duration_s = min_duration_s
 
     def create(
         self, creator_id: str, title: str, *, course_id: str | None = None,
@@ -89,7 +91,7 @@ class Ingest:
         try:
             if size == 0:
                 raise ValidationError("the upload is empty")
-            facts = probe(path)
+            facts = probe(path, min_duration_s=self.min_duration_s)
         except BaseException:
             path.unlink(missing_ok=True)
             raise

@@ -121,7 +121,8 @@ class Services:
     @cached_property
     def ingest(self) -> Ingest:
         return Ingest(catalog=self.catalog, storage=self.storage, ledger=self.ledger,
-                      max_bytes=self.settings.upload_max_bytes)
+                      max_bytes=self.settings.upload_max_bytes,
+                      min_duration_s=self.settings.min_duration_s)
 
     @cached_property
     def answering(self) -> Answering:

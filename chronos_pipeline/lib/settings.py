@@ -26,6 +26,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one Chronos deployment."""
@@ -34,6 +44,7 @@ class Settings:
     database_url: str | None = None
     dagster_pg_url: str | None = None
     upload_max_bytes: int = 5 * GIB
+    min_duration_s: float = 1.0
     transcriber: str = "local"
     embedder: str = "local"
     chat_model: str = "local"
@@ -69,6 +80,7 @@ class Settings:
             database_url=env.get("CHRONOS_DATABASE_URL") or None,
             dagster_pg_url=env.get("CHRONOS_DAGSTER_PG_URL") or None,
             upload_max_bytes=_int(env, "CHRONOS_UPLOAD_MAX_BYTES", 5 * GIB),
+            min_duration_s=_float(env, "CHRONOS_MIN_DURATION_S", 1.0),
             transcriber=env.get("CHRONOS_TRANSCRIBER", "local"),
             embedder=env.get("CHRONOS_EMBEDDER", "local"),
             chat_model=env.get("CHRONOS_CHAT_MODEL", "local"),
@@ -104,6 +116,8 @@ class Settings:
     def validate(self) -> None:
         if self.upload_max_bytes <= 0:
             raise ConfigurationError("CHRONOS_UPLOAD_MAX_BYTES must be positive")
+        if not self.min_duration_s >= 0:
+            raise ConfigurationError("CHRONOS_MIN_DURATION_S must be zero or more seconds")
         if not 0 <= self.chunk_overlap_words < self.chunk_words:
             raise ConfigurationError(
                 "CHRONOS_CHUNK_OVERLAP_WORDS must be at least 0 and below CHRONOS_CHUNK_WORDS"
