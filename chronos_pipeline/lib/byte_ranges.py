@@ -68,12 +68,12 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise RangeNotSatisfiableError(size)
         return ByteRange(max(0, size - suffix), size - 1, size)
     start = int(first)
-    end = size - 1 if last == "" else int(last)
-    if end < start:
+    if last != "" and int(last) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiableError(size)
-    return ByteRange(start, min(end, size - 1), size)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    return ByteRange(start, end, size)
 
 
 def file_slice(header: str | None, size: int) -> FileSlice:
