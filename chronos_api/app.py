@@ -12,6 +12,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from chronos_api.controllers.budgets import BudgetController
 from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
+from chronos_api.controllers.media import MediaController
 from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
 from chronos_api.dependencies import provide_creator, provide_services
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     return Litestar(
         route_handlers=[health, CourseController, VideoController, ChatController,
-                        UsageController, BudgetController],
+                        UsageController, BudgetController, MediaController],
         state=State({"services": services}),
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

@@ -7,6 +7,7 @@ Layout under the data directory::
                                           /thumbnail.jpg    the video asset
                                           /transcript.json  the transcript asset
                                           /chunks.json      the chunks asset
+                                          /playback.mp4     the playback asset (browser rendition)
     storage/uploads/<video_id>.<token>.part                 bytes still arriving
 
 Every file is written to a temporary name and renamed into place, so a reader (the
@@ -20,6 +21,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +75,25 @@ class Storage:
         )
 
     def write_bytes(self, creator_id: str, video_id: str, name: str, data: bytes) -> Path:
+        with self.writing(creator_id, video_id, name) as temporary, \
+                open(temporary, "wb") as handle:
+            handle.write(data)
+        return self.video_dir(creator_id, video_id) / name
+
+    @contextmanager
+    def writing(self, creator_id: str, video_id: str, name: str) -> Iterator[Path]:
+        """A temporary path to write ``name`` at; renamed into place only if the block
+        succeeds (after an fsync), removed if it fails."""
         directory = self.video_dir(creator_id, video_id)
         directory.mkdir(parents=True, exist_ok=True)
-        target = directory / name
         temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-        return target
+        try:
+            yield temporary
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, directory / name)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def read_json(self, creator_id: str, video_id: str, name: str) -> Any:
         path = self.video_dir(creator_id, video_id) / name

@@ -1,9 +1,9 @@
 """A stored transcript as the files people download: SRT, WebVTT, plain text and JSON.
 
 Captions are cut into cues short enough to read (at most ~7 s and ~84 characters, two
-lines of ~42): long Whisper segments are split at word boundaries, timed by the words'
-own times when the transcript has them and by character position otherwise. Cue text
-comes from the segment text (it keeps punctuation; some providers' word lists do not).
+lines of ~42), sentence by sentence across Whisper's segments, timed by the words' own
+times when the transcript has them and by character position otherwise. Cue text comes
+from the segment text (it keeps punctuation; some providers' word lists do not).
 """
 
 from __future__ import annotations
@@ -13,19 +13,27 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from chronos_pipeline.lib.errors import NotFoundError
+from chronos_pipeline.lib.errors import ConflictError, NotFoundError
 from chronos_pipeline.lib.timefmt import timestamp
 from chronos_pipeline.lib.transcripts import Segment, Transcript
+
+if TYPE_CHECKING:
+    from chronos_pipeline.lib.services import Services
 
 MAX_CUE_S = 7.0
 MAX_CUE_CHARS = 84
 LINE_CHARS = 42
-# A cue ends after a sentence once it holds this much text: captions read better whole.
-SENTENCE_BREAK_CHARS = 30
+# A silence this long between words ends a caption even without punctuation.
+PAUSE_S = 1.5
+# A long sentence is cut near its middle, preferably after a comma: a cut up to this
+# share of the sentence's length away from the middle is worth it to land on one.
+CLAUSE_BONUS = 0.15
 MIN_CUE_S = 0.001
 _SENTENCE_END = (".", "?", "!", "…")
+_CLAUSE_END = (",", ";", ":", "—")
 
 
 @dataclass(frozen=True)
@@ -44,45 +52,63 @@ class _Token:
 
 def cues(transcript: Transcript, *, max_s: float = MAX_CUE_S,
          max_chars: int = MAX_CUE_CHARS) -> list[Cue]:
-    """The transcript cut into readable caption cues, in order and never overlapping."""
-    raw: list[Cue] = []
-    for segment in transcript.segments:
-        raw.extend(_segment_cues(segment, max_s, max_chars))
+    """The transcript cut into readable caption cues, in order and never overlapping.
+
+    Whisper's segments end wherever its 30-second windows do, often mid-phrase, so the
+    words are re-flowed: cut into sentences (or at pauses), and a sentence too long for
+    one cue is halved at its most natural point near the middle until every part fits.
+    """
+    tokens = [t for segment in transcript.segments for t in _timed_tokens(segment)]
+    pieces: list[list[_Token]] = []
+    for sentence in _sentences(tokens):
+        pieces.extend(_fit(sentence, max_s, max_chars))
     ordered: list[Cue] = []
     previous_end = 0.0
-    for cue in raw:
-        start = max(cue.start_s, previous_end)
-        end = max(cue.end_s, start + MIN_CUE_S)
-        ordered.append(Cue(start, end, cue.text))
+    for piece in pieces:
+        start = max(piece[0].start_s, previous_end)
+        end = max(piece[-1].end_s, start + MIN_CUE_S)
+        ordered.append(Cue(start, end, _join(piece)))
         previous_end = end
     return ordered
 
 
-def _segment_cues(segment: Segment, max_s: float, max_chars: int) -> list[Cue]:
-    tokens = _timed_tokens(segment)
-    result: list[Cue] = []
+def _sentences(tokens: list[_Token]) -> list[list[_Token]]:
+    sentences: list[list[_Token]] = []
     current: list[_Token] = []
-    for token in tokens:
-        if current:
-            text = " ".join(t.text for t in [*current, token])
-            if len(text) > max_chars or token.end_s - current[0].start_s > max_s:
-                result.append(_cue(current))
-                current = []
+    for i, token in enumerate(tokens):
         current.append(token)
-        if token.text.endswith(_SENTENCE_END) and len(_join(current)) >= SENTENCE_BREAK_CHARS:
-            result.append(_cue(current))
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        if (following is None or token.text.endswith(_SENTENCE_END)
+                or following.start_s - token.end_s >= PAUSE_S):
+            sentences.append(current)
             current = []
-    if current:
-        result.append(_cue(current))
-    return result
+    return sentences
+
+
+def _fits(tokens: list[_Token], max_s: float, max_chars: int) -> bool:
+    return (len(tokens) == 1
+            or (len(_join(tokens)) <= max_chars and tokens[-1].end_s - tokens[0].start_s <= max_s))
+
+
+def _fit(tokens: list[_Token], max_s: float, max_chars: int) -> list[list[_Token]]:
+    """Halve ``tokens`` at the best break near the middle until every part fits a cue."""
+    if _fits(tokens, max_s, max_chars):
+        return [tokens]
+    total = len(_join(tokens))
+    best, best_cost = 1, float("inf")
+    length = 0
+    for i, token in enumerate(tokens[:-1], start=1):
+        length += len(token.text) + (1 if i > 1 else 0)
+        cost = abs(length - total / 2) / total
+        if token.text.endswith(_CLAUSE_END):
+            cost -= CLAUSE_BONUS
+        if cost < best_cost:
+            best, best_cost = i, cost
+    return _fit(tokens[:best], max_s, max_chars) + _fit(tokens[best:], max_s, max_chars)
 
 
 def _join(tokens: Iterable[_Token]) -> str:
     return " ".join(t.text for t in tokens)
-
-
-def _cue(tokens: list[_Token]) -> Cue:
-    return Cue(tokens[0].start_s, tokens[-1].end_s, _join(tokens))
 
 
 def _timed_tokens(segment: Segment) -> list[_Token]:
@@ -209,3 +235,30 @@ def content_disposition(title: str, extension: str, *, inline: bool = False) -> 
     if full and not full.isascii():
         header += f"; filename*=UTF-8''{quote(f'{full}.{extension}', safe='')}"
     return header
+
+
+@dataclass(frozen=True)
+class TranscriptFile:
+    """A rendered transcript with what an HTTP response needs to describe it."""
+
+    text: str
+    media_type: str
+    content_disposition: str
+
+
+def transcript_file(services: Services, creator_id: str, video_id: str, fmt: str, *,
+                    inline: bool = False) -> TranscriptFile:
+    """A creator's video's transcript in ``fmt``; ConflictError until it is transcribed."""
+    from chronos_pipeline.lib.steps import TRANSCRIPT
+
+    video = services.catalog.get_video(creator_id, video_id)
+    chosen = transcript_format(fmt)
+    if not (services.storage.video_dir(creator_id, video.id) / TRANSCRIPT).is_file():
+        raise ConflictError(f"video {video_id} has no transcript yet (status {video.status})")
+    transcript = Transcript.from_json(services.storage.read_json(creator_id, video.id,
+                                                                 TRANSCRIPT))
+    return TranscriptFile(
+        text=chosen.render(transcript, video.id),
+        media_type=chosen.media_type,
+        content_disposition=content_disposition(video.title, chosen.extension, inline=inline),
+    )

@@ -113,6 +113,19 @@ def test_long_segments_become_short_cues_timed_by_their_words() -> None:
     assert untimed[0].start_s == 60.0 and untimed[-1].end_s == pytest.approx(80.0)
 
 
+def test_a_sentence_cut_by_whisper_mid_phrase_is_captioned_without_orphan_words() -> None:
+    first = "Today we will look at two of the most widely used tools in technical analysis, moving"
+    transcript = Transcript(language="en", duration_s=20.0, model="test", segments=[
+        _timed_segment(first, 6.0, 0.32),
+        _timed_segment("averages and the relative strength index.", 11.2, 0.32),
+    ])
+    texts = [c.text for c in cues(transcript)]
+    assert texts == [
+        "Today we will look at two of the most widely used tools in technical analysis,",
+        "moving averages and the relative strength index.",
+    ]
+
+
 def test_cue_lines_are_wrapped_in_two_for_reading() -> None:
     vtt = to_vtt(_lecture())
     for block in vtt.split("\n\n")[1:]:
