@@ -13,7 +13,7 @@ name, then renamed).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import av
 import av.error
 from av.audio.resampler import AudioResampler
+from av.video.reformatter import VideoReformatter
 
 from chronos_pipeline.lib.errors import ConfigurationError, ConflictError, MediaError
 from chronos_pipeline.lib.storage import Storage
@@ -168,13 +169,18 @@ class _Route:
     target: av.VideoStream | av.AudioStream
     copies: bool
     resampler: AudioResampler | None = None
+    # One scaler for the whole stream: frame.reformat() would build one per frame.
+    scaler: VideoReformatter = field(default_factory=VideoReformatter)
 
     def ready(self, frame: av.VideoFrame | av.AudioFrame | None) -> list[Any]:
         """The frames to hand the encoder for one decoded frame (None: the flush)."""
         if isinstance(frame, av.VideoFrame) and isinstance(self.target, av.VideoStream):
-            scaled = frame.reformat(width=self.target.width, height=self.target.height,
-                                    format="yuv420p")
+            scaled = self.scaler.reformat(frame, width=self.target.width,
+                                          height=self.target.height, format="yuv420p")
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
+            # The decoder's I/P labels would force x264's frame types: every source
+            # keyframe an I-frame and no B-frames, several times the bytes.
+            scaled.pict_type = av.video.frame.PictureType.NONE
             return [scaled]
         if self.resampler is not None and not isinstance(frame, av.VideoFrame):
             if frame is not None:
@@ -185,6 +191,7 @@ class _Route:
 
 def _video_encoder(out: av.container.OutputContainer, source: av.VideoStream) -> _Route:
     encoder = h264_encoder()
+    source.thread_type = "AUTO"  # frame threads too: decoding is half the work
     rate = source.average_rate or source.guessed_rate or Fraction(25)
     stream = out.add_stream(encoder, rate=rate, options=dict(H264_ENCODERS[encoder]))
     assert isinstance(stream, av.VideoStream)
@@ -192,6 +199,7 @@ def _video_encoder(out: av.container.OutputContainer, source: av.VideoStream) ->
     stream.width, stream.height = web_size(context.width, context.height)
     stream.pix_fmt = "yuv420p"
     stream.codec_context.gop_size = max(1, round(float(rate) * KEYFRAME_EVERY_S))
+    stream.thread_type = "AUTO"  # frame threads, as ffmpeg uses: slices compress worse
     if encoder == "libopenh264":
         stream.bit_rate = OPENH264_BITRATE
     if source.time_base is not None:
