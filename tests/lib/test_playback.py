@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from chronos_pipeline.lib.playback import (
@@ -130,6 +131,60 @@ def test_vp8_opus_webm_is_transcoded_to_h264_and_aac(tmp_path: Path) -> None:
     assert report.codecs_summary == "h264/aac" and report.mode == "transcode"
     video_s, audio_s, _ = _decoded_seconds(target)
     assert video_s == pytest.approx(5.0, abs=0.5) and audio_s == pytest.approx(5.0, abs=0.5)
+
+
+@pytest.mark.parametrize("codec", ["aac", "mp3"])
+def test_audio_only_aac_or_mp3_is_remuxed_without_a_picture(tmp_path: Path, codec: str) -> None:
+    source = tmp_path / f"talk.{codec}.mkv"
+    with av.open(str(SAMPLE_MP4)) as src, av.open(str(source), "w", format="matroska") as out:
+        audio = src.streams.audio[0]
+        encoder = out.add_stream("aac" if codec == "aac" else "libmp3lame",
+                                 rate=audio.codec_context.sample_rate)
+        encoder.layout = "mono"
+        for frame in src.decode(audio):
+            if frame.time is not None and frame.time > 10:
+                break
+            frame.pts = None
+            for packet in encoder.encode(frame):
+                out.mux(packet)
+        for packet in encoder.encode(None):
+            out.mux(packet)
+    target = tmp_path / "playback.mp4"
+    report = make_playback(source, target)
+    assert report.mode == "remux" and report.codecs_summary == f"-/{codec}"
+    with av.open(str(target)) as container:
+        assert not container.streams.video and len(container.streams.audio) == 1
+    assert _duration(target) == pytest.approx(10.0, abs=0.3)
+
+
+def test_a_720p_source_is_transcoded_down_to_480_lines(tmp_path: Path) -> None:
+    source = tmp_path / "hd.avi"
+    with av.open(str(source), "w", format="avi") as out:
+        stream = out.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        audio = out.add_stream("libmp3lame", rate=16000)
+        audio.layout = "mono"
+        for i in range(10):
+            picture = np.full((720, 1280, 3), i * 25, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+        silence = np.zeros((1, 1152), dtype=np.float32)
+        for _ in range(28):
+            frame = av.AudioFrame.from_ndarray(silence, format="flt", layout="mono")
+            frame.sample_rate = 16000
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for packet in audio.encode(None):
+            out.mux(packet)
+    target = tmp_path / "playback.mp4"
+    assert make_playback(source, target).video_action == "encode"
+    video_s, _audio_s, height = _decoded_seconds(target)
+    with av.open(str(target)) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.width, context.height) == (852, 480) and height == 480
+    assert video_s == pytest.approx(2.0, abs=0.5)
 
 
 def test_web_rendition_is_at_most_480_lines_with_even_sides() -> None:
