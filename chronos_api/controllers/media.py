@@ -24,8 +24,8 @@ class MediaController(Controller):
     def media(self, video_id: str, request: Request[Any, Any, Any], creator: Creator,
               services: Services) -> ASGIStreamingResponse:
         """The playable video (playback.mp4, else the upload); honours ``Range: bytes=…``."""
-        services.catalog.get_video(creator.id, video_id)
-        media = playable_file(services.storage, creator.id, video_id)
+        video = services.catalog.get_video(creator.id, video_id)
+        media = playable_file(services.storage, video.creator_id, video.id)
         part = file_slice(request.headers.get("range"), media.size)
         return ASGIStreamingResponse(
             iterator=read_slice(media.path, part.start, part.length),
@@ -40,7 +40,8 @@ class MediaController(Controller):
                                  "instead of downloading, e.g. WebVTT for <track>"),
     ) -> Response[str]:
         """The transcript as srt, vtt (captions), txt ([mm:ss] lines) or json."""
-        found = transcript_file(services, creator.id, video_id, fmt, inline=inline)
+        video = services.catalog.get_video(creator.id, video_id)
+        found = transcript_file(services.storage, video, fmt, inline=inline)
         # Given as a header: Litestar would append a second charset to a text/* media type.
         return Response(found.text, headers={"content-type": found.media_type,
                                              "content-disposition": found.content_disposition})

@@ -107,6 +107,10 @@ class ConflictError(ClientError):
     status_code = 409
 
 
+class BudgetExceededError(ClientError):
+    status_code = 402
+
+
 class RangeNotSatisfiableError(ClientError):
     status_code = 416
 
@@ -117,7 +121,3 @@ class RangeNotSatisfiableError(ClientError):
     @property
     def headers(self) -> dict[str, str]:
         return {"content-range": f"bytes */{self.size}"}
-
-
-class BudgetExceededError(ClientError):
-    status_code = 402

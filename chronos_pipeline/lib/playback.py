@@ -246,7 +246,8 @@ def _encode(out: av.container.OutputContainer, route: _Route, frames: list[Any])
 def write_playback(storage: Storage, creator_id: str, video_id: str) -> PlaybackReport:
     """Make the video's ``playback.mp4`` from its stored source."""
     source = storage.require_source(creator_id, video_id)
-    with storage.writing(creator_id, video_id, PLAYBACK) as temporary:
+    # create_folder=False: a lecture deleted meanwhile must not get its folder back.
+    with storage.writing(creator_id, video_id, PLAYBACK, create_folder=False) as temporary:
         return make_playback(source, temporary)
 
 

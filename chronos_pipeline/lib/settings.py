@@ -44,7 +44,6 @@ class Settings:
     database_url: str | None = None
     dagster_pg_url: str | None = None
     upload_max_bytes: int = 5 * GIB
-    min_duration_s: float = 1.0
     transcriber: str = "local"
     embedder: str = "local"
     chat_model: str = "local"
@@ -53,6 +52,7 @@ class Settings:
     chunk_words: int = 120
     chunk_overlap_words: int = 30
     retrieval_k: int = 5
+    min_duration_s: float = 1.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     openai_api_key: str | None = field(default=None, repr=False)
@@ -80,7 +80,6 @@ class Settings:
             database_url=env.get("CHRONOS_DATABASE_URL") or None,
             dagster_pg_url=env.get("CHRONOS_DAGSTER_PG_URL") or None,
             upload_max_bytes=_int(env, "CHRONOS_UPLOAD_MAX_BYTES", 5 * GIB),
-            min_duration_s=_float(env, "CHRONOS_MIN_DURATION_S", 1.0),
             transcriber=env.get("CHRONOS_TRANSCRIBER", "local"),
             embedder=env.get("CHRONOS_EMBEDDER", "local"),
             chat_model=env.get("CHRONOS_CHAT_MODEL", "local"),
@@ -89,6 +88,7 @@ class Settings:
             chunk_words=_int(env, "CHRONOS_CHUNK_WORDS", 120),
             chunk_overlap_words=_int(env, "CHRONOS_CHUNK_OVERLAP_WORDS", 30),
             retrieval_k=_int(env, "CHRONOS_RETRIEVAL_K", 5),
+            min_duration_s=_float(env, "CHRONOS_MIN_DURATION_S", 1.0),
             api_host=env.get("CHRONOS_API_HOST", "127.0.0.1"),
             api_port=_int(env, "CHRONOS_API_PORT", 8000),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
@@ -116,12 +116,12 @@ class Settings:
     def validate(self) -> None:
         if self.upload_max_bytes <= 0:
             raise ConfigurationError("CHRONOS_UPLOAD_MAX_BYTES must be positive")
-        if not self.min_duration_s >= 0:
-            raise ConfigurationError("CHRONOS_MIN_DURATION_S must be zero or more seconds")
         if not 0 <= self.chunk_overlap_words < self.chunk_words:
             raise ConfigurationError(
                 "CHRONOS_CHUNK_OVERLAP_WORDS must be at least 0 and below CHRONOS_CHUNK_WORDS"
             )
+        if not self.min_duration_s >= 0:
+            raise ConfigurationError("CHRONOS_MIN_DURATION_S must be zero or more seconds")
         for name, value, choices in (
             ("CHRONOS_TRANSCRIBER", self.transcriber, ("local", "openai")),
             ("CHRONOS_EMBEDDER", self.embedder, ("local", "openai")),

@@ -17,11 +17,11 @@ under ``videos/``. Object storage would replace this class, not its callers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +75,34 @@ class Storage:
         )
 
     def write_bytes(self, creator_id: str, video_id: str, name: str, data: bytes) -> Path:
-        with self.writing(creator_id, video_id, name) as temporary, \
-                open(temporary, "wb") as handle:
-            handle.write(data)
-        return self.video_dir(creator_id, video_id) / name
-
-    @contextmanager
-    def writing(self, creator_id: str, video_id: str, name: str) -> Iterator[Path]:
-        """A temporary path to write ``name`` at; renamed into place only if the block
-        succeeds (after an fsync), removed if it fails."""
         directory = self.video_dir(creator_id, video_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / name
+        temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        return target
+
+    def read_json(self, creator_id: str, video_id: str, name: str) -> Any:
+        path = self.video_dir(creator_id, video_id) / name
+        if not path.is_file():
+            raise PipelineStateError(
+                f"{name} is missing for video {video_id}; materialize the upstream asset first"
+            )
+        return json.loads(path.read_text())
+
+    @contextlib.contextmanager
+    def writing(self, creator_id: str, video_id: str, name: str, *,
+                create_folder: bool = True) -> Iterator[Path]:
+        """A temporary path to write the video's file ``name`` at, for writers that stream
+        (a muxer); renamed into place after an fsync if the block succeeds, removed if it
+        fails. ``create_folder=False``: only into the video's existing folder."""
+        directory = self.video_dir(creator_id, video_id)
+        if not create_folder and not directory.is_dir():
+            raise PipelineStateError(f"video {video_id} has no folder (was it deleted?)")
         directory.mkdir(parents=True, exist_ok=True)
         temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
         try:
@@ -94,14 +112,6 @@ class Storage:
             os.replace(temporary, directory / name)
         finally:
             temporary.unlink(missing_ok=True)
-
-    def read_json(self, creator_id: str, video_id: str, name: str) -> Any:
-        path = self.video_dir(creator_id, video_id) / name
-        if not path.is_file():
-            raise PipelineStateError(
-                f"{name} is missing for video {video_id}; materialize the upstream asset first"
-            )
-        return json.loads(path.read_text())
 
     def manifests(self) -> Iterator[tuple[Path, int]]:
         """Every confirmed video's manifest with its modification time (ns)."""

@@ -21,7 +21,8 @@ from chronos_pipeline.lib.timefmt import timestamp
 from chronos_pipeline.lib.transcripts import Segment, Transcript
 
 if TYPE_CHECKING:
-    from chronos_pipeline.lib.services import Services
+    from chronos_pipeline.lib.catalog import Video
+    from chronos_pipeline.lib.storage import Storage
 
 MAX_CUE_S = 7.0
 MAX_CUE_CHARS = 84
@@ -246,17 +247,18 @@ class TranscriptFile:
     content_disposition: str
 
 
-def transcript_file(services: Services, creator_id: str, video_id: str, fmt: str, *,
+def transcript_file(storage: Storage, video: Video, fmt: str, *,
                     inline: bool = False) -> TranscriptFile:
-    """A creator's video's transcript in ``fmt``; ConflictError until it is transcribed."""
+    """The video's transcript in ``fmt``; ConflictError until it is transcribed.
+
+    ``video`` is one the caller may read (its access check already passed).
+    """
     from chronos_pipeline.lib.steps import TRANSCRIPT
 
-    video = services.catalog.get_video(creator_id, video_id)
     chosen = transcript_format(fmt)
-    if not (services.storage.video_dir(creator_id, video.id) / TRANSCRIPT).is_file():
-        raise ConflictError(f"video {video_id} has no transcript yet (status {video.status})")
-    transcript = Transcript.from_json(services.storage.read_json(creator_id, video.id,
-                                                                 TRANSCRIPT))
+    if not (storage.video_dir(video.creator_id, video.id) / TRANSCRIPT).is_file():
+        raise ConflictError(f"video {video.id} has no transcript yet (status {video.status})")
+    transcript = Transcript.from_json(storage.read_json(video.creator_id, video.id, TRANSCRIPT))
     return TranscriptFile(
         text=chosen.render(transcript, video.id),
         media_type=chosen.media_type,
