@@ -24,6 +24,7 @@ from chronos_api.auth import PUBLIC_PATHS, ChronosAuthMiddleware, principal_guar
 from chronos_api.controllers.budgets import BudgetController
 from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
+from chronos_api.controllers.media import MediaController
 from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
 from chronos_api.dependencies import provide_creator, provide_principal, provide_services
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     return Litestar(
         route_handlers=[health, CourseController, VideoController, ChatController,
-                        UsageController, BudgetController,
+                        UsageController, BudgetController, MediaController,
                         AccountController, LibraryController, LecturePageController,
                         ChatPageController, LiveEventsController, UsagePageController,
                         create_static_files_router("/static", directories=[STATIC_DIR])],

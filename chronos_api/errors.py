@@ -50,6 +50,7 @@ def chronos_error_response(request: Request, exc: ChronosError) -> Response:  # 
     headers: dict[str, str] = {}
     if isinstance(exc, ClientError):
         status = exc.status_code
+        headers.update(exc.headers)
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         if isinstance(exc, ResumeAt):

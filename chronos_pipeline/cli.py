@@ -221,16 +221,13 @@ def cmd_status(services: Services, args: argparse.Namespace) -> int:
 
 
 def cmd_transcript(services: Services, args: argparse.Namespace) -> int:
+    from chronos_pipeline.lib.transcript_formats import render
+    from chronos_pipeline.lib.transcripts import Transcript
+
     video = services.catalog.find_video(args.video_id)
     data = services.storage.read_json(video.creator_id, video.id, TRANSCRIPT)
-    if args.json:
-        data.pop("model", None)
-        print(json.dumps(data, indent=1, ensure_ascii=False))
-        return 0
-    from chronos_pipeline.lib.timefmt import timestamp
-
-    for segment in data["segments"]:
-        print(f"[{timestamp(segment['start_s'])}] {segment['text']}")
+    fmt = "json" if args.json else args.format
+    sys.stdout.write(render(Transcript.from_json(data), fmt, video.id))
     return 0
 
 
@@ -466,9 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("transcript", help="a video's transcript")
+    p = sub.add_parser("transcript", help="a video's transcript (text, captions or JSON)")
     p.add_argument("video_id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt",
+                   help="txt: [mm:ss] lines (default); srt/vtt: captions; json: segments")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.set_defaults(func=cmd_transcript)
 
     uploads = sub.add_parser("uploads", help="uploads still arriving")

@@ -4,6 +4,7 @@ import dagster as dg
 
 from chronos_pipeline.assets.chunks import chunks
 from chronos_pipeline.assets.embeddings import embeddings
+from chronos_pipeline.assets.playback import playback
 from chronos_pipeline.assets.transcripts import transcript
 from chronos_pipeline.assets.videos import video
 from chronos_pipeline.jobs import ingest_video_job, reembed_job
@@ -11,7 +12,7 @@ from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.sensors.uploads import upload_sensor
 
 defs = dg.Definitions(
-    assets=[video, transcript, chunks, embeddings],
+    assets=[video, transcript, chunks, embeddings, playback],
     jobs=[ingest_video_job, reembed_job],
     sensors=[upload_sensor],
     resources={"chronos": ChronosResource()},

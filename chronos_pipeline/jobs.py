@@ -8,7 +8,7 @@ ingest_video_job = dg.define_asset_job(
     "ingest_video",
     selection=dg.AssetSelection.groups("ingest"),
     partitions_def=videos_partitions,
-    description="Probe, transcribe, chunk and embed one uploaded video.",
+    description="Probe, transcribe, chunk and embed one uploaded video; make its playback MP4.",
 )
 reembed_job = dg.define_asset_job(
     "reembed_videos",

@@ -20,6 +20,7 @@
         ├── PayloadTooLargeError  the upload is over the size cap      413
         ├── ConflictError         the request does not fit the state   409
         │   └── UploadOffsetConflict  a chunk not starting at the held bytes  409 (+ offset)
+        ├── RangeNotSatisfiableError  a byte range past the end of the file  416
         └── BudgetExceededError   the creator's hard spending limit is reached  402
 
 The Dagster layer retries ``TransientError`` under a ``RetryPolicy`` and turns
@@ -80,6 +81,11 @@ class ClientError(ChronosError):
 
     status_code = 400
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the status code needs (e.g. ``Content-Range`` on a 416)."""
+        return {}
+
 
 class AuthenticationError(ClientError):
     status_code = 401
@@ -133,3 +139,15 @@ class UploadOffsetConflict(ConflictError, ResumeAt):
 
 class BudgetExceededError(ClientError):
     status_code = 402
+
+
+class RangeNotSatisfiableError(ClientError):
+    status_code = 416
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the requested byte range is outside the file ({size:,} bytes)")
+        self.size = size
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"content-range": f"bytes */{self.size}"}

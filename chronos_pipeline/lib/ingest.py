@@ -55,12 +55,14 @@ class Ingest:
     def __init__(
         self, *, catalog: Catalog, storage: Storage, ledger: Ledger, max_bytes: int,
         upload_ttl_s: int = 24 * 3600,
+        min_duration_s: float = 0.0,
     ) -> None:
         self.catalog = catalog
         self.storage = storage
         self.ledger = ledger
         self.max_bytes = max_bytes
         self.upload_ttl_s = upload_ttl_s
+        self.min_duration_s = min_duration_s
 
     def create(
         self, creator_id: str, title: str, *, course_id: str | None = None,
@@ -182,7 +184,7 @@ class Ingest:
         try:
             if size == 0:
                 raise ValidationError("the upload is empty")
-            facts = probe(slot.part)
+            facts = probe(slot.part, min_duration_s=self.min_duration_s)
         except BaseException:
             slot.discard()
             raise

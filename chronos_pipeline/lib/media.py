@@ -17,7 +17,7 @@ import av.error
 import numpy as np
 from av.audio.resampler import AudioResampler
 
-from chronos_pipeline.lib.errors import UnsupportedMediaError
+from chronos_pipeline.lib.errors import UnsupportedMediaError, ValidationError
 
 # FFmpeg demuxer names (as PyAV reports them) of the containers we accept, and the
 # extension each one is stored under.
@@ -47,10 +47,11 @@ class MediaFacts:
     video_codec: str | None
 
 
-def probe(path: Path) -> MediaFacts:
+def probe(path: Path, *, min_duration_s: float = 0.0) -> MediaFacts:
     """Open ``path`` as a video with sound and check that it is whole.
 
-    Raises ``UnsupportedMediaError`` (a client error) with a reason a creator can act on.
+    Raises ``UnsupportedMediaError`` (a client error) with a reason a creator can act on,
+    and ``ValidationError`` for a lecture shorter than ``min_duration_s``.
     """
     try:
         container = av.open(str(path), mode="r")
@@ -83,10 +84,16 @@ def probe(path: Path) -> MediaFacts:
             f"the file looks truncated: it says it lasts {stated:.1f} s but its audio "
             f"stops at {audio_end:.1f} s; upload the complete file"
         )
+    duration_s = round(min(stated, audio_end) if missing > 0 else stated, 3)
+    if duration_s < min_duration_s:
+        raise ValidationError(
+            f"the video is {round(duration_s, 2):g} s long; lectures must be at least "
+            f"{min_duration_s:g} s"
+        )
     return MediaFacts(
         container=fmt,
         extension=ACCEPTED_FORMATS[fmt],
-        duration_s=round(min(stated, audio_end) if missing > 0 else stated, 3),
+        duration_s=duration_s,
         audio_codec=audio.codec_context.name,
         audio_sample_rate=int(audio.codec_context.sample_rate or 0),
         audio_channels=int(audio.codec_context.channels or 0),

@@ -122,7 +122,8 @@ class Services:
     def ingest(self) -> Ingest:
         return Ingest(catalog=self.catalog, storage=self.storage, ledger=self.ledger,
                       max_bytes=self.settings.upload_max_bytes,
-                      upload_ttl_s=self.settings.upload_ttl_s)
+                      upload_ttl_s=self.settings.upload_ttl_s,
+                      min_duration_s=self.settings.min_duration_s)
 
     @cached_property
     def answering(self) -> Answering:

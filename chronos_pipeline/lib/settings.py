@@ -26,6 +26,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one Chronos deployment."""
@@ -45,6 +55,7 @@ class Settings:
     chunk_words: int = 120
     chunk_overlap_words: int = 30
     retrieval_k: int = 5
+    min_duration_s: float = 1.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     openai_api_key: str | None = field(default=None, repr=False)
@@ -82,6 +93,7 @@ class Settings:
             chunk_words=_int(env, "CHRONOS_CHUNK_WORDS", 120),
             chunk_overlap_words=_int(env, "CHRONOS_CHUNK_OVERLAP_WORDS", 30),
             retrieval_k=_int(env, "CHRONOS_RETRIEVAL_K", 5),
+            min_duration_s=_float(env, "CHRONOS_MIN_DURATION_S", 1.0),
             api_host=env.get("CHRONOS_API_HOST", "127.0.0.1"),
             api_port=_int(env, "CHRONOS_API_PORT", 8000),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
@@ -119,6 +131,8 @@ class Settings:
             raise ConfigurationError(
                 "CHRONOS_CHUNK_OVERLAP_WORDS must be at least 0 and below CHRONOS_CHUNK_WORDS"
             )
+        if not self.min_duration_s >= 0:
+            raise ConfigurationError("CHRONOS_MIN_DURATION_S must be zero or more seconds")
         for name, value, choices in (
             ("CHRONOS_TRANSCRIBER", self.transcriber, ("local", "openai")),
             ("CHRONOS_EMBEDDER", self.embedder, ("local", "openai")),

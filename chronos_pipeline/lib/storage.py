@@ -7,6 +7,7 @@ Layout under the data directory::
                                           /thumbnail.jpg    the video asset
                                           /transcript.json  the transcript asset
                                           /chunks.json      the chunks asset
+                                          /playback.mp4     the playback asset (browser rendition)
     storage/uploads/<video_id>.part                         bytes still arriving (kept
                                                             between requests: resumable)
     storage/uploads/<video_id>.lock                         held while a request writes
@@ -18,6 +19,7 @@ under ``videos/``. Object storage would replace this class, not its callers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -125,6 +127,25 @@ class Storage:
                 f"{name} is missing for video {video_id}; materialize the upstream asset first"
             )
         return json.loads(path.read_text())
+
+    @contextlib.contextmanager
+    def writing(self, creator_id: str, video_id: str, name: str, *,
+                create_folder: bool = True) -> Iterator[Path]:
+        """A temporary path to write the video's file ``name`` at, for writers that stream
+        (a muxer); renamed into place after an fsync if the block succeeds, removed if it
+        fails. ``create_folder=False``: only into the video's existing folder."""
+        directory = self.video_dir(creator_id, video_id)
+        if not create_folder and not directory.is_dir():
+            raise PipelineStateError(f"video {video_id} has no folder (was it deleted?)")
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            yield temporary
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, directory / name)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def manifests(self) -> Iterator[tuple[Path, int]]:
         """Every confirmed video's manifest with its modification time (ns)."""

@@ -95,6 +95,20 @@ def test_bad_upload_is_refused_with_a_reason_and_leaves_nothing(
     _nothing_left(services, creator_id)
 
 
+def test_upload_of_a_46_ms_clip_is_refused_as_too_short_and_leaves_nothing(
+    api: tuple[Client, Services], tmp_path: Path
+) -> None:
+    client, services = api
+    creator_id, headers = _auth(services)
+    clip = make_video(tmp_path / "blip.mp4", seconds=0.046)
+    response = client.post("/videos/upload", params={"title": "Blip"},
+                           content=clip.read_bytes(), headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        "the video is 0.05 s long; lectures must be at least 1 s")
+    _nothing_left(services, creator_id)
+
+
 def test_upload_over_the_cap_is_refused_and_leaves_nothing(
     api: tuple[Client, Services]
 ) -> None:

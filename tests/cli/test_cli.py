@@ -50,6 +50,17 @@ def test_ingest_wait_runs_the_pipeline_and_the_transcript_comes_out_as_json(
     assert set(segment) == {"start_s", "end_s", "text", "words"}
     assert set(segment["words"][0]) == {"word", "start_s", "end_s"}
     assert "fellow Americans" in " ".join(s["text"] for s in transcript["segments"])
+    same = chronos(data_dir, "transcript", video_id, "--format", "json").stdout
+    assert json.loads(same) == transcript
+
+    vtt = chronos(data_dir, "transcript", video_id, "--format", "vtt").stdout
+    assert vtt.startswith("WEBVTT\n\n") and "fellow Americans" in " ".join(vtt.split())
+    srt = chronos(data_dir, "transcript", video_id, "--format", "srt").stdout
+    assert srt.startswith("1\n00:00:") and " --> " in srt.splitlines()[1]
+    txt = chronos(data_dir, "transcript", video_id).stdout
+    assert txt.startswith("[00:0") and "fellow Americans" in txt
+    bad = chronos(data_dir, "transcript", video_id, "--format", "docx")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
 def test_ingest_of_a_text_file_fails_and_registers_nothing(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chronos_pipeline.lib.errors import UnsupportedMediaError
+from chronos_pipeline.lib.errors import UnsupportedMediaError, ValidationError
 from chronos_pipeline.lib.media import probe, thumbnail_jpeg
 from tests.conftest import SAMPLE_MP4
 from tests.media import faststart_copy, make_video, truncated_copy
@@ -77,3 +77,10 @@ def test_video_without_audio_is_rejected(tmp_path: Path) -> None:
 def test_thumbnail_is_a_jpeg() -> None:
     data = thumbnail_jpeg(SAMPLE_MP4)
     assert data is not None and data[:3] == b"\xff\xd8\xff"
+
+
+def test_lecture_shorter_than_the_minimum_is_refused_with_its_length(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "short.mp4", seconds=0.4)
+    with pytest.raises(ValidationError, match=r"is 0\.4 s long; lectures must be at least 1 s"):
+        probe(path, min_duration_s=1.0)
+    assert probe(path, min_duration_s=0.25).duration_s == pytest.approx(0.4, abs=0.1)

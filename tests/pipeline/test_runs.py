@@ -44,6 +44,21 @@ def test_materializations_carry_counts_durations_and_cost(world: World) -> None:
     assert latest("video")["thumbnail"] == "thumbnail.jpg"
 
 
+def test_playback_is_a_remux_made_after_the_lecture_is_ready(world: World) -> None:
+    record = world.instance.fetch_materializations(dg.AssetKey("playback"), limit=1).records[0]
+    materialization = record.asset_materialization
+    assert materialization is not None and materialization.partition == world.video_id
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert (metadata["mode"], metadata["codecs"]) == ("remux", "h264/aac")
+    folder = world.services.storage.video_dir(world.creator_id, world.video_id)
+    assert metadata["bytes"] == (folder / "playback.mp4").stat().st_size
+    # In an in-process run the low-priority playback step waits: chat is ready first.
+    started = [e.step_key for e in world.instance.all_logs(record.run_id)
+               if e.dagster_event is not None
+               and e.dagster_event.event_type_value == "STEP_START"]
+    assert started.index("playback") > started.index("embeddings")
+
+
 def test_asset_checks_passed(world: World) -> None:
     for asset, check in (("transcript", "transcript_is_speech"),
                          ("embeddings", "vectors_match_chunks")):
