@@ -22,15 +22,6 @@ from tests.conftest import SAMPLE_MP4
 READY_TIMEOUT_MS = 240_000
 
 
-def sign_in(context: Any, app: App, key: str) -> Any:
-    page = context.new_page()
-    page.goto(f"{app.base}/signin")
-    page.fill("#api_key", key)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{app.base}/app")
-    return page
-
-
 def drop_file(page: Any, selector: str, data: bytes, name: str, mime: str) -> None:
     """Drag a file onto ``selector`` the way a browser delivers a drop."""
     page.evaluate(
@@ -40,7 +31,8 @@ def drop_file(page: Any, selector: str, data: bytes, name: str, mime: str) -> No
             transfer.items.add(new File([bytes], name, { type: mime }));
             const target = document.querySelector(selector);
             for (const type of ["dragenter", "dragover", "drop"]) {
-                target.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+                const init = { dataTransfer: transfer, bubbles: true, cancelable: true };
+                target.dispatchEvent(new DragEvent(type, init));
             }
         }""",
         [selector, base64.b64encode(data).decode(), name, mime],
@@ -173,8 +165,9 @@ def test_an_invited_student_sees_only_their_course_and_no_cost(
                                 `/app/courses/${ids.secret}`, `/app/usage`, `/usage`]) {
                 out[path] = (await fetch(path)).status;
             }
-            const noCsrf = await fetch("/chat", { method: "POST", headers: { "Content-Type": "application/json" },
-                                                  body: JSON.stringify({ question: "hi" }) });
+            const noCsrf = await fetch("/chat", {
+                method: "POST", headers: { "Content-Type": "application/json" },
+                body: JSON.stringify({ question: "hi" }) });
             out["POST /chat without CSRF"] = noCsrf.status;
             return out;
         }""",
