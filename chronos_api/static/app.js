@@ -286,6 +286,9 @@ if (chatForm) {
             if (!chatForm.dataset.session) {
               chatForm.dataset.session = data.session_id;
               history.replaceState(null, "", `/app/chat/${data.session_id}`);
+              const link = el("a", { href: `/app/chat/${data.session_id}`, "aria-current": "page",
+                text: question.length > 80 ? question.slice(0, 80) + "…" : question });
+              document.querySelector("ul.sessions")?.prepend(el("li", {}, link));
             }
             if (isCreator && "cost_usd" in data) {
               meta.textContent = `cost ${usd(data.cost_usd)}`;
