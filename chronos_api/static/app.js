@@ -3,7 +3,6 @@
 "use strict";
 
 const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
-const CHUNK_BYTES = 8 * 1024 * 1024;
 
 function api(url, options = {}) {
   const headers = Object.assign({ "X-CSRF-Token": CSRF }, options.headers || {});
@@ -136,17 +135,35 @@ async function serverOffset(videoId) {
 
 async function uploadFile(file, courseId) {
   const ui = uploadRow(file);
-  const max = Number(document.getElementById("dropzone").dataset.maxBytes);
+  const zone = document.getElementById("dropzone").dataset;
+  const max = Number(zone.maxBytes);
+  const chunkBytes = Number(zone.chunkBytes) || 8 * 1024 * 1024;
   if (file.size > max) { ui.label.textContent = "too large for the upload limit"; return; }
-  const title = file.name.replace(/\.[^.]+$/, "") || file.name;
-  const created = await api("/videos", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ title, course_id: courseId, filename: file.name }) });
-  if (!created.ok) { ui.label.textContent = (await created.json()).detail; return; }
-  const video = await created.json();
-  ui.row.dataset.video = video.id;
+  // The same file dropped again after a closed tab or a crash resumes its upload.
+  const resumeKey = `chronos-upload:${courseId}:${file.name}:${file.size}:${file.lastModified}`;
+  let video = null;
   let offset = 0, failures = 0;
+  const known = localStorage.getItem(resumeKey);
+  if (known) {
+    const state = await api(`/videos/${known}/upload`);
+    if (state.ok) {
+      const held = await state.json();
+      video = { id: known };
+      offset = held.received_bytes;
+      ui.label.textContent = `resuming at ${Math.floor((offset / file.size) * 100)} %`;
+    } else localStorage.removeItem(resumeKey);
+  }
+  if (!video) {
+    const title = file.name.replace(/\.[^.]+$/, "") || file.name;
+    const created = await api("/videos", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ title, course_id: courseId, filename: file.name }) });
+    if (!created.ok) { ui.label.textContent = (await created.json()).detail; return; }
+    video = await created.json();
+    localStorage.setItem(resumeKey, video.id);
+  }
+  ui.row.dataset.video = video.id;
   while (offset < file.size) {
-    const end = Math.min(offset + CHUNK_BYTES, file.size);
+    const end = Math.min(offset + chunkBytes, file.size);
     ui.label.textContent = `${Math.floor((offset / file.size) * 100)} %`;
     try {
       const xhr = await putRange(`/videos/${video.id}/content`, file.slice(offset, end), offset, file.size,
@@ -164,6 +181,7 @@ async function uploadFile(file, courseId) {
     ui.bar.value = offset;
   }
   const confirmed = await api(`/videos/${video.id}/confirm`, { method: "POST" });
+  if (confirmed.ok || confirmed.status === 409) localStorage.removeItem(resumeKey);
   ui.label.textContent = confirmed.ok ? "uploaded — processing" : (await confirmed.json()).detail;
   ui.bar.value = file.size;
 }

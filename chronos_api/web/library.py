@@ -64,6 +64,7 @@ def _course_page(services: Services, principal: Principal, course_id: str,
         context["students"] = catalog.list_students(principal.creator_id, course.id)
         context["new_invite"] = new_invite
         context["max_upload_bytes"] = services.settings.upload_max_bytes
+        context["chunk_bytes"] = services.settings.upload_chunk_bytes
     return page("course.html", principal, nav="library", **context)
 
 

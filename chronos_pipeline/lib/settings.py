@@ -47,6 +47,8 @@ class Settings:
     # An unfinished upload is forgotten this long after its last accepted chunk.
     upload_ttl_s: int = 24 * 3600
     upload_clean_interval_s: int = 600
+    # The web uploader sends this many bytes per request; a dropped one resends at most it.
+    upload_chunk_bytes: int = 8 * 1024 * 1024
     transcriber: str = "local"
     embedder: str = "local"
     chat_model: str = "local"
@@ -85,6 +87,7 @@ class Settings:
             upload_max_bytes=_int(env, "CHRONOS_UPLOAD_MAX_BYTES", 5 * GIB),
             upload_ttl_s=_int(env, "CHRONOS_UPLOAD_TTL_S", 24 * 3600),
             upload_clean_interval_s=_int(env, "CHRONOS_UPLOAD_CLEAN_INTERVAL_S", 600),
+            upload_chunk_bytes=_int(env, "CHRONOS_UPLOAD_CHUNK_BYTES", 8 * 1024 * 1024),
             transcriber=env.get("CHRONOS_TRANSCRIBER", "local"),
             embedder=env.get("CHRONOS_EMBEDDER", "local"),
             chat_model=env.get("CHRONOS_CHAT_MODEL", "local"),
@@ -121,6 +124,8 @@ class Settings:
     def validate(self) -> None:
         if self.upload_max_bytes <= 0:
             raise ConfigurationError("CHRONOS_UPLOAD_MAX_BYTES must be positive")
+        if not 64 * 1024 <= self.upload_chunk_bytes <= 512 * 1024 * 1024:
+            raise ConfigurationError("CHRONOS_UPLOAD_CHUNK_BYTES must be 64 KiB to 512 MiB")
         if self.upload_ttl_s <= 0:
             raise ConfigurationError("CHRONOS_UPLOAD_TTL_S must be a positive number of seconds")
         if self.upload_clean_interval_s <= 0:

@@ -7,6 +7,7 @@ worker processes the upload; nothing is mocked.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -41,8 +42,9 @@ def drop_file(page: Any, selector: str, data: bytes, name: str, mime: str) -> No
 
 @pytest.fixture(scope="module")
 def ready_course(app: App, chromium: Any) -> dict[str, Any]:
-    """A creator signs in, creates a course, drags the sample lecture into it, and sees it
-    go to ready without reloading the page."""
+    """A creator signs in, creates a course, drags the sample lecture into it (the
+    connection drops mid-upload and the upload resumes), and sees it go to ready without
+    reloading the page."""
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(f"{app.base}/app")
@@ -57,12 +59,26 @@ def ready_course(app: App, chromium: Any) -> dict[str, Any]:
     page.wait_for_url(f"{app.base}/app/courses/*")
     course_id = page.url.rsplit("/", 1)[-1]
     page.evaluate("window.__sameDocument = true")
+    # The connection drops during the third of four upload requests (past 50 %).
+    puts: list[str] = []
+
+    def cut_third_request(route: Any) -> None:
+        puts.append(route.request.headers.get("content-range", ""))
+        if len(puts) == 3:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/videos/*/content", cut_third_request)
     drop_file(page, "#dropzone", SAMPLE_MP4.read_bytes(), "Momentum indicators.mp4",
               "video/mp4")
     # The byte progress bar is there and moves.
     page.wait_for_function("document.querySelector('#uploads progress')?.value > 0")
     page.wait_for_selector("#uploads .upload-state:has-text('processing')", timeout=60_000)
     shot(page, "03-course-uploaded")
+    # It resumed from the server's offset (the cut range was sent again, not byte 0) ...
+    assert puts[3] == puts[2] and puts[0].startswith("bytes 0-")
+    assert len(puts) == 5, puts
     row = page.locator("li.lecture").first
     page.wait_for_function(
         "document.querySelector('li.lecture')?.dataset.status === 'ready'",
@@ -70,6 +86,11 @@ def ready_course(app: App, chromium: Any) -> dict[str, Any]:
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
     video_id = row.get_attribute("data-video")
     shot(page, "04-course-ready")
+    # ... and the stored lecture is byte-identical to the file the creator dropped.
+    source = app.services.storage.source_path(app.creator_id, str(video_id))
+    assert source is not None
+    assert hashlib.sha256(source.read_bytes()).digest() == \
+        hashlib.sha256(SAMPLE_MP4.read_bytes()).digest()
     return {"context": context, "page": page, "course_id": course_id, "video_id": video_id}
 
 
