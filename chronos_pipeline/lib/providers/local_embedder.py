@@ -18,6 +18,10 @@ from chronos_pipeline.lib.ledger import Usage
 from chronos_pipeline.lib.providers.base import Embedder
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# One model per process (``_load`` is cached), so one lock for every embedder in it: the
+# fast tokenizer is not thread-safe — counting tokens while another thread encodes broke
+# batches ("Unable to create tensor … expected sequence of length 68 (got 51)").
+_MODEL_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -44,14 +48,15 @@ class LocalEmbedder(Embedder):
     def __init__(self, *, threads: int = 2, batch_size: int = 16) -> None:
         self.threads = threads
         self.batch_size = batch_size
-        self._lock = threading.Lock()
 
     @property
     def _model(self) -> Any:
         return _load(self.threads)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])
+        model = self._model
+        with _MODEL_LOCK:
+            return len(model.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, Usage]:
         if not texts:
@@ -59,13 +64,14 @@ class LocalEmbedder(Embedder):
                 self.provider, self.model_id, {"input_token": 0}
             )
         model = self._model
-        with self._lock:
+        with _MODEL_LOCK:
             vectors = model.encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                 convert_to_numpy=True, show_progress_bar=False,
             )
-        # The model reads at most max_tokens per text; bill what it read.
-        tokens = sum(min(self.count_tokens(t), self.max_tokens) for t in texts)
+            # The model reads at most max_tokens per text; bill what it read.
+            tokens = sum(min(len(ids), self.max_tokens) for ids in
+                         model.tokenizer(list(texts), add_special_tokens=True)["input_ids"])
         return np.asarray(vectors, dtype=np.float32), Usage(
             self.provider, self.model_id, {"input_token": tokens}
         )
