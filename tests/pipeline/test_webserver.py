@@ -29,7 +29,7 @@ def test_dagster_webserver_shows_the_assets_and_the_sensor_run(world: World) -> 
     assert "errors" not in reply, reply["errors"]
     data = reply["data"]
     assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
-    assert assets == {"video", "transcript", "chunks", "embeddings"}
+    assert assets == {"video", "transcript", "chunks", "embeddings", "playback"}
     assert all(world.video_id in n["partitionKeys"] for n in data["assetNodes"])
     runs = data["runsOrError"]["results"]
     run_keys = {t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/run_key"}
