@@ -37,6 +37,7 @@ from chronos_api.web.library import LibraryController
 from chronos_api.web.rendering import FILTERS
 from chronos_api.web.usage_page import UsagePageController
 from chronos_pipeline.lib.errors import ChronosError
+from chronos_pipeline.lib.ledger_compaction import compact_ledger
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
 
@@ -70,6 +71,40 @@ def upload_cleaner(services: Services) -> Callable[[Litestar], AbstractAsyncCont
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await _clean_once(services)
         task = asyncio.create_task(_clean_periodically(services))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
+
+
+def compact_ledger_once(services: Services) -> None:
+    report = compact_ledger(services.ledger)
+    if report.days or report.reconciled_calls:
+        log.info("ledger compacted: %d file(s) → %d in %.2f s; %d call(s) reconciled",
+                 report.files_before, report.files_after, report.seconds,
+                 report.reconciled_calls)
+
+
+def ledger_compactor(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Compact the ledger every ``ledger_compact_interval_s`` seconds in a worker thread (one
+    process at a time: the others find the compactor lock taken and skip the round)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(services.settings.ledger_compact_interval_s)
+            try:
+                await anyio.to_thread.run_sync(compact_ledger_once, services)
+            except Exception:
+                # A full disk or a busy catalog this round is no reason to stop serving.
+                log.exception("compacting the cost ledger failed; trying again later")
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop())
         try:
             yield
         finally:
@@ -132,6 +167,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             }),
             security=[{"BearerAuth": []}],
         ),
-        lifespan=[upload_cleaner(services)],
+        lifespan=[upload_cleaner(services), ledger_compactor(services)],
         on_shutdown=[close_services],
     )

@@ -24,6 +24,8 @@ from chronos_pipeline.lib.budgets import parse_usd
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.catalog_people import Principal
 from chronos_pipeline.lib.errors import ChronosError
+from chronos_pipeline.lib.ledger_compaction import compact_ledger
+from chronos_pipeline.lib.ledger_totals import LedgerTotals
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import TRANSCRIPT
 
@@ -47,8 +49,11 @@ def _jsonable(value: Any) -> Any:
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     def cell(value: Any) -> str:
-        if isinstance(value, Decimal | float):
-            return f"{float(value):.6f}".rstrip("0").rstrip(".") if value else "0"
+        # Exact amounts: a paid $0.00000008 must not print as 0.
+        if isinstance(value, Decimal):
+            return format(value.normalize(), "f") if value else "0"
+        if isinstance(value, float):
+            return format(value, ".12g")
         return "" if value is None else str(value)
 
     text = [[cell(v) for v in row] for row in rows]
@@ -270,6 +275,42 @@ def cmd_costs_sql(services: Services, args: argparse.Namespace) -> int:
 def cmd_costs_report(services: Services, args: argparse.Namespace) -> int:
     table = costs.report_by_video_and_stage(services.ledger, args.creator)
     _print_table(table.columns, table.rows)
+    return 0
+
+
+def _totals(services: Services) -> LedgerTotals:
+    totals = services.ledger.totals
+    assert isinstance(totals, LedgerTotals)  # Services always wires them
+    return totals
+
+
+def cmd_costs_rebuild_totals(services: Services, args: argparse.Namespace) -> int:
+    calls, rows = _totals(services).rebuild(services.ledger)
+    print(f"recounted {calls} provider call(s) from the ledger into {rows} month-to-date "
+          "total(s)")
+    return 0
+
+
+def cmd_costs_check_totals(services: Services, args: argparse.Namespace) -> int:
+    drifts = _totals(services).check(services.ledger)
+    _print_table(["creator_id", "month", "student_id", "kept_usd", "ledger_usd"],
+                 [(d.creator_id, d.month, d.student_id or "(all)", d.kept_usd, d.ledger_usd)
+                  for d in drifts])
+    if drifts:
+        _say("the kept totals differ from the ledger: run `chronos costs rebuild-totals`")
+        return 1
+    return 0
+
+
+def cmd_costs_compact(services: Services, args: argparse.Namespace) -> int:
+    report = compact_ledger(services.ledger)
+    if report.skipped:
+        _say("another compaction is running; nothing done")
+        return 0
+    print(f"view {report.view}: {report.files_before} file(s) → {report.files_after}, "
+          f"{report.records_rewritten} record(s) rewritten in {len(report.days)} day(s), "
+          f"{report.reconciled_calls} call(s) added to the totals, "
+          f"{report.seconds:.2f} s")
     return 0
 
 
@@ -500,9 +541,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_costs_estimate_reembed)
     p = ksub.add_parser("estimates", help="re-embedding estimates against the actual cost")
     p.set_defaults(func=cmd_costs_estimates)
-    p = ksub.add_parser("report", help="totals per video and stage")
+    p = ksub.add_parser("report", help="totals per video, stage, model and unit")
     p.add_argument("--creator")
     p.set_defaults(func=cmd_costs_report)
+    p = ksub.add_parser("rebuild-totals",
+                        help="recount the month-to-date totals from the ledger")
+    p.set_defaults(func=cmd_costs_rebuild_totals)
+    p = ksub.add_parser("check-totals",
+                        help="compare the month-to-date totals with the ledger (exit 1 if apart)")
+    p.set_defaults(func=cmd_costs_check_totals)
+    p = ksub.add_parser("compact", help="fold the ledger's small files into per-day files")
+    p.set_defaults(func=cmd_costs_compact)
 
     budgets = sub.add_parser("budgets", help="monthly budgets and their alerts")
     bsub = budgets.add_subparsers(dest="action", required=True)

@@ -16,3 +16,8 @@ reembed_job = dg.define_asset_job(
     partitions_def=videos_partitions,
     description="Re-embed videos' chunks (backfill after an embedding model change).",
 )
+compact_ledger_job = dg.define_asset_job(
+    "compact_ledger",
+    selection=dg.AssetSelection.assets("ledger_compaction"),
+    description="Fold the cost ledger's per-call files into per-day files; reconcile totals.",
+)

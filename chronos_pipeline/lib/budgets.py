@@ -1,14 +1,15 @@
 """Per-creator monthly budgets: alerts at 50/80/100 %, and a hard limit that stops spending.
 
-Month-to-date spend is read from the ledger with DuckDB. Every paid step checks the hard
-limit *before* calling a provider (chat answers 402, a pipeline step fails with the
-reason), and records any newly crossed alert threshold after it spent.
+Month-to-date spend is the maintained total (``ledger_totals``: one key lookup in the
+catalog), or a DuckDB sum over the ledger for a ledger that keeps none. Every paid step
+checks the hard limit *before* calling a provider (chat answers 402, a pipeline step fails
+with the reason), and records any newly crossed alert threshold after it spent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +17,7 @@ from chronos_pipeline.lib.catalog import Budget, BudgetAlert, Catalog
 from chronos_pipeline.lib.costs import month_start, spent
 from chronos_pipeline.lib.errors import BudgetExceededError, ValidationError
 from chronos_pipeline.lib.ledger import Ledger
+from chronos_pipeline.lib.ledger_totals import month_spent
 
 THRESHOLDS = (50, 80, 100)
 
@@ -68,6 +70,9 @@ class Budgets:
         self.ledger = ledger
 
     def spent_this_month(self, creator_id: str, now: datetime | None = None) -> Decimal:
+        kept = month_spent(self.ledger, creator_id, now or datetime.now(UTC))
+        if kept is not None:
+            return kept
         return spent(self.ledger, creator_id, since=month_start(now))
 
     def status(self, creator_id: str) -> BudgetStatus:
@@ -92,6 +97,9 @@ class Budgets:
 
     def student_spent_this_month(self, creator_id: str, student_id: str,
                                  now: datetime | None = None) -> Decimal:
+        kept = month_spent(self.ledger, creator_id, now or datetime.now(UTC), student_id)
+        if kept is not None:
+            return kept
         _, rows = self.ledger.query(
             "SELECT coalesce(sum(cost_usd), 0) FROM cost_records "
             "WHERE creator_id = ? AND student_id = ? AND occurred_at >= ?",

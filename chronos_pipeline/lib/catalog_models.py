@@ -175,3 +175,43 @@ class WebSessionRow(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerCallRow(Base):
+    """One provider call counted into the maintained totals (so it is never counted twice)."""
+
+    __tablename__ = "ledger_calls"
+    __table_args__ = (Index("ix_ledger_calls_creator_month", "creator_id", "month"),)
+
+    # The ledger's call_id (or, for a record written before call ids, its record_id).
+    call_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(String(19))
+    student_id: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    month: Mapped[str] = mapped_column(String(7))
+    # Money as whole pico-dollars (the ledger's 12 decimal places): exact and summable in SQL
+    # on SQLite and PostgreSQL alike.
+    cost_pusd: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerTotalRow(Base):
+    """A creator's (student_id '') or one student's spend in one UTC month, kept up to date."""
+
+    __tablename__ = "ledger_totals"
+
+    creator_id: Mapped[str] = mapped_column(String(19), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    student_id: Mapped[str] = mapped_column(String(19), primary_key=True)
+    cost_pusd: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(BigInteger)
+    calls: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerTotalsStateRow(Base):
+    """When the totals were last (re)built from the ledger; absent until the first time."""
+
+    __tablename__ = "ledger_totals_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from chronos_pipeline.lib.errors import ValidationError
 from chronos_pipeline.lib.ledger import MONEY, QUANTUM, Ledger
+from chronos_pipeline.lib.ledger_totals import month_spent
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,11 @@ def _table(ledger: Ledger, sql: str, params: list[Any] | None = None) -> Table:
 
 
 def report_by_video_and_stage(ledger: Ledger, creator_id: str | None = None) -> Table:
-    """Totals per video (or chat) and stage: what `chronos costs report` prints."""
+    """Totals per video (or chat), stage, model and unit: what `chronos costs report` prints.
+
+    One row per model: quantities of different models (a local and a cloud embedder's
+    tokens, say) are never added together.
+    """
     where = "WHERE creator_id = ?" if creator_id else ""
     return _table(
         ledger,
@@ -40,14 +45,15 @@ def report_by_video_and_stage(ledger: Ledger, creator_id: str | None = None) -> 
         SELECT creator_id,
                coalesce(video_id, '(chat)') AS video_id,
                stage,
+               provider,
+               model,
                unit,
-               string_agg(DISTINCT provider || '/' || model, ', ') AS models,
                sum(quantity) AS quantity,
                sum(cost_usd) AS cost_usd,
                count(*) AS records
         FROM cost_records {where}
         GROUP BY ALL
-        ORDER BY creator_id, video_id, stage, unit
+        ORDER BY creator_id, video_id, stage, provider, model, unit
         """,
         [creator_id] if creator_id else None,
     )
@@ -99,7 +105,9 @@ def month_to_date(ledger: Ledger, creator_id: str, now: datetime | None = None) 
     """Spend this calendar month and a straight-line projection to its end."""
     now = now or datetime.now(UTC)
     start = month_start(now)
-    so_far = spent(ledger, creator_id, since=start, until=now)
+    so_far = month_spent(ledger, creator_id, now)
+    if so_far is None:
+        so_far = spent(ledger, creator_id, since=start, until=now)
     projection = project_month_end(so_far, now)
     return {
         "month": start.strftime("%Y-%m"),
@@ -152,7 +160,7 @@ def recompute(ledger: Ledger, as_of: date, creator_id: str | None = None) -> lis
     out = []
     for stage, provider, model, unit, quantity, recorded in rows:
         price = ledger.prices.price(provider, model, unit, as_of)
-        repriced = (Decimal(repr(float(quantity))) * price.usd_per_unit).quantize(QUANTUM)
+        repriced = (Decimal(quantity) * price.usd_per_unit).quantize(QUANTUM)
         out.append(Repriced(stage, provider, model, unit, float(quantity), Decimal(recorded),
                             repriced, price.version))
     return out
@@ -222,7 +230,7 @@ def estimate_reembed(
         estimated_usd=(Decimal(repr(tokens)) * price.usd_per_unit).quantize(QUANTUM),
         price_table_version=price.version,
     )
-    directory = ledger.root / "estimates"
+    directory = ledger.layout.adopt_legacy_estimates()
     directory.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([{
         "estimate_id": estimate.estimate_id, "created_at": now, "kind": "reembed",
@@ -238,9 +246,10 @@ def estimate_reembed(
 
 def estimates_against_actual(ledger: Ledger) -> Table:
     """Each re-embedding estimate beside what embedding with that model has cost since."""
-    if not any((ledger.root / "estimates").glob("*.parquet")):
+    directory = ledger.layout.adopt_legacy_estimates()
+    if not any(directory.glob("*.parquet")):
         return Table(["estimate_id", "created_at", "model", "estimated_usd", "actual_usd"], [])
-    pattern = str(ledger.root / "estimates" / "*.parquet").replace("'", "''")
+    pattern = str(directory / "*.parquet").replace("'", "''")
     return _table(
         ledger,
         f"""

@@ -1,8 +1,10 @@
 """A creator's usage dashboard and record export, read from the cost ledger.
 
-One parameterised DuckDB query copies the creator's rows for the period (and for this
-month, which the budget covers) into a temporary table; every widget is aggregated from
-that copy, so the ledger files are read once per dashboard. Money is ``Decimal`` throughout.
+One parameterised DuckDB query copies the creator's rows for the period into a temporary
+table; every widget is aggregated from that copy, so the ledger files are read once per
+dashboard. This month's spend (which the budget covers) is the maintained total
+(``ledger_totals``) where the ledger keeps one, else this month's rows join the copy.
+Money is ``Decimal`` throughout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chronos_pipeline.lib.catalog import BudgetAlert, Catalog
 from chronos_pipeline.lib.costs import month_start, project_month_end
 from chronos_pipeline.lib.errors import NotFoundError, ValidationError
 from chronos_pipeline.lib.ledger import QUANTUM, SCHEMA, STAGES, CostRecord, Ledger
+from chronos_pipeline.lib.ledger_totals import month_spent
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -204,18 +207,25 @@ def build_dashboard(
     where, params = _where(catalog, creator_id, filters)
     start, end = _instant(since), _instant(until + timedelta(days=1))
     month_from = month_start(now)
+    kept = month_spent(ledger, creator_id, now)
     with ledger.connect() as connection:
         try:
-            # The one read of the ledger: the period's rows and this month's, nothing else.
-            connection.execute(
-                "CREATE TEMP TABLE scoped AS SELECT * FROM cost_records WHERE creator_id = ? "
-                "AND ((occurred_at >= ? AND occurred_at < ?) "
-                "OR (occurred_at >= ? AND occurred_at <= ?))",
-                [creator_id, start, end, month_from, now],
-            )
+            # The one read of the ledger: the period's rows (and this month's, unless the
+            # ledger keeps month-to-date totals), nothing else.
+            if kept is None:
+                connection.execute(
+                    "CREATE TEMP TABLE scoped AS SELECT * FROM cost_records WHERE creator_id = ? "
+                    "AND ((occurred_at >= ? AND occurred_at < ?) "
+                    "OR (occurred_at >= ? AND occurred_at <= ?))",
+                    [creator_id, start, end, month_from, now],
+                )
+            else:
+                connection.execute(
+                    "CREATE TEMP TABLE scoped AS SELECT * FROM cost_records WHERE creator_id = ? "
+                    "AND occurred_at >= ? AND occurred_at < ?", [creator_id, start, end])
             connection.execute(
                 f"CREATE TEMP TABLE filtered AS SELECT * FROM scoped WHERE {where}", params)
-            month = _month_to_date(connection, catalog, creator_id, now)
+            month = _month_to_date(connection, catalog, creator_id, now, kept)
             days = _days(connection, since, until)
             total, count = connection.execute(
                 "SELECT coalesce(sum(cost_usd), 0), count(*) FROM filtered").fetchall()[0]
@@ -293,13 +303,16 @@ def _where(catalog: Catalog, creator_id: str, filters: DashboardFilters) -> tupl
 
 def _month_to_date(
     connection: duckdb.DuckDBPyConnection, catalog: Catalog, creator_id: str, now: datetime,
+    kept: Decimal | None,
 ) -> MonthToDate:
     start = month_start(now)
     month = start.strftime("%Y-%m")
-    (spent,) = connection.execute(
-        "SELECT coalesce(sum(cost_usd), 0) FROM scoped "
-        "WHERE occurred_at >= ? AND occurred_at <= ?", [start, now]).fetchall()[0]
-    spent = Decimal(spent)
+    if kept is None:
+        (summed,) = connection.execute(
+            "SELECT coalesce(sum(cost_usd), 0) FROM scoped "
+            "WHERE occurred_at >= ? AND occurred_at <= ?", [start, now]).fetchall()[0]
+        kept = Decimal(summed)
+    spent = kept
     projection = project_month_end(spent, now)
     budget = catalog.get_budget(creator_id)
     marks = []
@@ -404,7 +417,7 @@ def _cloud_equivalent(connection: duckdb.DuckDBPyConnection, ledger: Ledger) -> 
     for stage, provider, model, unit, day, quantity in rows:
         cloud_provider, cloud_model = CLOUD_MODELS[stage]
         cloud_unit, per_local = UNIT_CONVERSIONS[unit]
-        cloud_quantity = Decimal(repr(float(quantity))) * per_local
+        cloud_quantity = Decimal(quantity) * per_local
         # Priced by the table in force on the day the usage happened.
         price = ledger.prices.price(cloud_provider, cloud_model, cloud_unit, day)
         key = (stage, provider, model, unit)

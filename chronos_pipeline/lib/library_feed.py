@@ -55,14 +55,8 @@ class LibrarySnapshot:
 
 
 def ledger_mark(ledger: Ledger) -> str:
-    """The newest ledger file (day folder and name): it changes whenever a record lands."""
-    days = sorted(p for p in ledger.root.glob("day=*") if p.is_dir()) if ledger.root.is_dir() \
-        else []
-    for day in reversed(days):
-        names = [p.name for p in day.glob("*.parquet")]
-        if names:
-            return f"{day.name}/{max(names)}/{len(names)}"
-    return ""
+    """Changes whenever a record lands (or a compaction swaps the ledger's files)."""
+    return ledger.version()
 
 
 def library_version(catalog: Catalog, ledger: Ledger, creator_id: str, *,

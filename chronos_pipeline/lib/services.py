@@ -14,6 +14,7 @@ from chronos_pipeline.lib.budgets import Budgets
 from chronos_pipeline.lib.catalog import Catalog
 from chronos_pipeline.lib.ingest import Ingest
 from chronos_pipeline.lib.ledger import Ledger
+from chronos_pipeline.lib.ledger_totals import LedgerTotals
 from chronos_pipeline.lib.pricing import PriceTable
 from chronos_pipeline.lib.providers.base import ChatModel, Embedder, Transcriber
 from chronos_pipeline.lib.settings import Settings
@@ -95,7 +96,7 @@ class Services:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.settings.ledger_dir, self.prices)
+        return Ledger(self.settings.ledger_dir, self.prices, totals=LedgerTotals(self.catalog))
 
     @cached_property
     def transcriber(self) -> Transcriber:

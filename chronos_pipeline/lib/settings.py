@@ -49,6 +49,8 @@ class Settings:
     upload_clean_interval_s: int = 600
     # The web uploader sends this many bytes per request; a dropped one resends at most it.
     upload_chunk_bytes: int = 8 * 1024 * 1024
+    # How often the API folds the ledger's small files (the Dagster schedule does too).
+    ledger_compact_interval_s: int = 300
     transcriber: str = "local"
     embedder: str = "local"
     chat_model: str = "local"
@@ -88,6 +90,7 @@ class Settings:
             upload_ttl_s=_int(env, "CHRONOS_UPLOAD_TTL_S", 24 * 3600),
             upload_clean_interval_s=_int(env, "CHRONOS_UPLOAD_CLEAN_INTERVAL_S", 600),
             upload_chunk_bytes=_int(env, "CHRONOS_UPLOAD_CHUNK_BYTES", 8 * 1024 * 1024),
+            ledger_compact_interval_s=_int(env, "CHRONOS_LEDGER_COMPACT_INTERVAL_S", 300),
             transcriber=env.get("CHRONOS_TRANSCRIBER", "local"),
             embedder=env.get("CHRONOS_EMBEDDER", "local"),
             chat_model=env.get("CHRONOS_CHAT_MODEL", "local"),
@@ -131,6 +134,10 @@ class Settings:
         if self.upload_clean_interval_s <= 0:
             raise ConfigurationError(
                 "CHRONOS_UPLOAD_CLEAN_INTERVAL_S must be a positive number of seconds"
+            )
+        if self.ledger_compact_interval_s <= 0:
+            raise ConfigurationError(
+                "CHRONOS_LEDGER_COMPACT_INTERVAL_S must be a positive number of seconds"
             )
         if not 0 <= self.chunk_overlap_words < self.chunk_words:
             raise ConfigurationError(

@@ -35,8 +35,8 @@ def test_local_usage_is_recorded_at_zero_with_real_units(ledger: Ledger) -> None
         "SELECT stage, provider, unit, quantity, cost_usd, price_table_version, estimated "
         "FROM cost_records"
     )
-    assert rows == [("transcribe", "local", "audio_second", 199.04, Decimal(0), "2026-11-01",
-                     False)]
+    assert rows == [("transcribe", "local", "audio_second", Decimal("199.04"), Decimal(0),
+                     "2026-11-01", False)]
 
 
 def test_paid_usage_is_priced_per_unit_exactly(ledger: Ledger) -> None:
@@ -104,3 +104,42 @@ def test_a_ledger_of_only_old_files_still_has_a_student_id_column(ledger: Ledger
         ledger.root / "day=2026-11-20" / "old.parquet")
     _, rows = ledger.query("SELECT count(*) FROM cost_records WHERE student_id IS NULL")
     assert rows == [(1,)]
+
+
+def test_one_call_is_one_call_id_shared_by_its_unit_records(ledger: Ledger) -> None:
+    ledger.record(Usage("anthropic", "claude-haiku-4-5", {"input_token": 10, "output_token": 3}),
+                  creator_id=CREATOR, stage="chat")
+    ledger.record(Usage("anthropic", "claude-haiku-4-5", {"input_token": 5}),
+                  creator_id=CREATOR, stage="chat")
+    _, rows = ledger.query("SELECT call_id, count(*) FROM cost_records GROUP BY call_id "
+                           "ORDER BY 2 DESC")
+    assert [n for _, n in rows] == [2, 1]
+    assert all(call_id for call_id, _ in rows)
+
+
+def test_quantity_is_stored_as_an_exact_decimal(ledger: Ledger) -> None:
+    written = ledger.record(Usage("openai", "whisper-1", {"audio_second": 0.1}),
+                            creator_id=CREATOR, stage="transcribe")
+    [path] = list(ledger.root.glob("day=*/*.parquet"))
+    assert pq.read_schema(path).field("quantity").type == pa.decimal128(38, 12)
+    assert written[0].quantity == Decimal("0.1")
+    _, rows = ledger.query("SELECT quantity * 3 FROM cost_records")
+    assert rows == [(Decimal("0.3"),)]  # 0.1 as a float would give 0.30000000000000004
+
+
+def test_an_old_float_quantity_file_reads_beside_decimal_ones(ledger: Ledger) -> None:
+    old_schema = pa.schema([pa.field("quantity", pa.float64()) if f.name == "quantity" else f
+                            for f in SCHEMA if f.name not in ("call_id", "student_id")])
+    old = ledger.price(Usage("openai", "whisper-1", {"audio_second": 199.04}),
+                       creator_id=CREATOR, stage="transcribe",
+                       occurred_at=datetime(2026, 11, 20, tzinfo=UTC))
+    rows = [{**{k: v for k, v in asdict(r).items() if k in old_schema.names},
+             "quantity": float(r.quantity)} for r in old]
+    (ledger.root / "day=2026-11-20").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=old_schema),
+                   ledger.root / "day=2026-11-20" / "old.parquet")
+    ledger.record(Usage("openai", "whisper-1", {"audio_second": 0.5}), creator_id=CREATOR,
+                  stage="transcribe", occurred_at=datetime(2026, 11, 21, tzinfo=UTC))
+    _, back = ledger.query("SELECT quantity, call_id IS NULL FROM cost_records "
+                           "ORDER BY occurred_at")
+    assert back == [(Decimal("199.04"), True), (Decimal("0.5"), False)]

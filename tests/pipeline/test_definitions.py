@@ -17,12 +17,14 @@ from tests.conftest import SAMPLE_MP4
 def test_definitions_load() -> None:
     repository = defs.get_repository_def()
     assert {k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()} == {
-        "video", "transcript", "chunks", "embeddings", "playback"}
+        "video", "transcript", "chunks", "embeddings", "playback", "ledger_compaction"}
     assert repository.asset_graph.get(dg.AssetKey("playback")).parent_keys == {
         dg.AssetKey("video")}
     ingest = defs.resolve_job_def("ingest_video")
     assert "playback" in {node.name for node in ingest.graph.node_defs}
     assert defs.resolve_job_def("ingest_video") is not None
+    assert defs.resolve_schedule_def("ledger_compaction_every_10_minutes").default_status is (
+        dg.DefaultScheduleStatus.RUNNING)
     assert defs.resolve_sensor_def("upload_sensor").default_status is (
         dg.DefaultSensorStatus.RUNNING)
     check_names = {key.name for key in repository.asset_graph.asset_check_keys}
