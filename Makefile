@@ -44,6 +44,7 @@ bench: install ## ingest, retrieval, provider, dashboard, ledger-scale and playb
 	$(PY) -m benchmarks.dashboard
 	$(PY) -m benchmarks.ledger_scale
 	$(PY) -m benchmarks.playback
+	$(PY) -m benchmarks.pages
 
 dev: install ## the Dagster UI and daemon on this data directory (http://127.0.0.1:3000)
 	$(CHRONOS) dev

@@ -19,7 +19,7 @@ from chronos_pipeline.lib.services import Services
 from tests.conftest import REPO, make_settings
 from tests.servers import free_port, running
 
-UPLOAD_CHUNK = 1024 * 1024
+UPLOAD_CHUNK = 256 * 1024
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("CHRONOS_TEST_ARTIFACTS", REPO / "test-artifacts"))
 # Chromium's own network chatter is refused on this machine: keep it quiet and offline.
@@ -45,7 +45,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "chronos_pipeline.cli", "serve", "--port", str(port)]
-    # 1 MiB upload requests: the 3.3 MB sample goes in four, so one can be cut mid-way.
+    # 256 KiB upload requests: the 1.4 MB sample goes in six, so one can be cut mid-way.
     env = {"CHRONOS_DATA_DIR": str(data_dir), "CHRONOS_UPLOAD_CHUNK_BYTES": str(UPLOAD_CHUNK)}
     with running(command, env, f"{base}/health"):
         yield App(base, data_dir, services, creator.id, api_key)
