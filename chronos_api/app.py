@@ -25,6 +25,7 @@ from chronos_api.controllers.budgets import BudgetController
 from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
 from chronos_api.controllers.media import MediaController
+from chronos_api.controllers.openai_compat import OpenAIController
 from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
 from chronos_api.dependencies import provide_creator, provide_principal, provide_services
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     return Litestar(
         route_handlers=[health, CourseController, VideoController, ChatController,
-                        UsageController, BudgetController, MediaController,
+                        UsageController, BudgetController, MediaController, OpenAIController,
                         AccountController, LibraryController, LecturePageController,
                         ChatPageController, LiveEventsController, UsagePageController,
                         create_static_files_router("/static", directories=[STATIC_DIR])],
