@@ -21,8 +21,9 @@ It prints figures only; there are no targets. Usage (from the repository root)::
 
 Without a transcript it transcribes ``samples/lecture/lecture.mp4`` with the local Whisper
 model first (about a minute on two cores). ``TRANSCRIPT_JSON`` is a stored
-``transcript.json`` (``Transcript.to_json``); the questions file is a list of objects with
-``question`` and ``answer_at_s`` (as ``samples/lecture/questions.json``). Distractors are
+``transcript.json`` (``Transcript.to_json``); the questions file is a question file as
+``chronos eval`` reads it (``{"questions": [{"question", "answer_at_s"}, ...]}``, as
+``samples/lecture/questions.json``); its off-topic questions are skipped here. Distractors are
 other lectures stored for the same creator, so that retrieval has to pick the right video
 too (a hit counts only in the questioned video), as in a real course library.
 """
@@ -42,7 +43,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chronos_pipeline.lib import ids
+from chronos_pipeline.lib import evaluation, ids
 from chronos_pipeline.lib.chunking import chunk_transcript
 from chronos_pipeline.lib.providers.base import Cited, Passage
 from chronos_pipeline.lib.providers.extractive_chat import ExtractiveChatModel
@@ -99,8 +100,9 @@ class Row:
 
 
 def load_questions(path: Path) -> list[Question]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return [Question(str(q["question"]), float(q["answer_at_s"])) for q in data]
+    """The covered questions of a question file (off-topic ones have no moment to find)."""
+    return [Question(q.question, float(q.answer_at_s or 0.0))
+            for q in evaluation.load_questions(path).covered]
 
 
 def load_or_transcribe(path: Path | None) -> Transcript:

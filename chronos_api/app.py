@@ -25,6 +25,7 @@ from chronos_api.controllers.budgets import BudgetController
 from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
 from chronos_api.controllers.media import MediaController
+from chronos_api.controllers.openai_compat import OpenAIController
 from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
 from chronos_api.dependencies import provide_creator, provide_principal, provide_services
@@ -90,17 +91,19 @@ def compact_ledger_once(services: Services) -> None:
 
 
 def ledger_compactor(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Compact the ledger every ``ledger_compact_interval_s`` seconds in a worker thread (one
+    """Compact the ledger at start-up and every ``ledger_compact_interval_s`` seconds in a
+    worker thread (one
     process at a time: the others find the compactor lock taken and skip the round)."""
 
     async def loop() -> None:
+        # First at start-up: a ledger left uncompacted while no server ran reads slowly.
         while True:
-            await asyncio.sleep(services.settings.ledger_compact_interval_s)
             try:
                 await anyio.to_thread.run_sync(compact_ledger_once, services)
             except Exception:
                 # A full disk or a busy catalog this round is no reason to stop serving.
                 log.exception("compacting the cost ledger failed; trying again later")
+            await asyncio.sleep(services.settings.ledger_compact_interval_s)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -137,7 +140,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     return Litestar(
         route_handlers=[health, CourseController, VideoController, ChatController,
-                        UsageController, BudgetController, MediaController,
+                        UsageController, BudgetController, MediaController, OpenAIController,
                         AccountController, LibraryController, LecturePageController,
                         ChatPageController, LiveEventsController, UsagePageController,
                         create_static_files_router("/static", directories=[STATIC_DIR])],

@@ -23,11 +23,12 @@ from chronos_pipeline.lib import costs
 from chronos_pipeline.lib.budgets import parse_usd
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.catalog_people import Principal
-from chronos_pipeline.lib.errors import ChronosError
+from chronos_pipeline.lib.errors import ChronosError, ValidationError
 from chronos_pipeline.lib.ledger_compaction import compact_ledger
 from chronos_pipeline.lib.ledger_totals import LedgerTotals
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import TRANSCRIPT
+from chronos_pipeline.lib.timefmt import timestamp
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "lecture"
@@ -262,6 +263,24 @@ def cmd_ask(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(services: Services, args: argparse.Namespace) -> int:
+    """Ask a question file's questions and score the cited moments; 2 for a bad file."""
+    from chronos_pipeline.lib.evaluation import evaluate, load_questions, summary_lines
+
+    try:
+        questions = load_questions(args.questions)
+    except ValidationError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    report = evaluate(services.answering, services.catalog, services.ledger, args.creator,
+                      questions, course_id=args.course, name=args.questions.name)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(summary_lines(report)))
+    return 0
+
+
 def cmd_costs_sql(services: Services, args: argparse.Namespace) -> int:
     columns, rows = services.ledger.query(args.sql)
     if args.json:
@@ -414,7 +433,9 @@ def cmd_dev(services: Services, args: argparse.Namespace) -> int:
 
 def cmd_demo(services: Services, args: argparse.Namespace) -> int:
     """Creator → ingest the sample lecture → wait → three questions → cost report."""
-    questions = json.loads((SAMPLE / "questions.json").read_text())
+    from chronos_pipeline.lib.evaluation import load_questions
+
+    questions = load_questions(SAMPLE / "questions.json").covered
     creator, _key = services.catalog.create_creator("Demo creator")
     print(f"== creator {creator.id}")
     course = services.catalog.create_course(creator.id, "Markets 101")
@@ -429,9 +450,9 @@ def cmd_demo(services: Services, args: argparse.Namespace) -> int:
         return 1
     print(f"== ready in {time.monotonic() - started:.1f} s")
     for item in [questions[i] for i in (1, len(questions) // 2, len(questions) - 1)]:
-        answer = services.answering.answer(creator.id, item["question"])
-        print(f"\n== Q: {item['question']}  (the lecture answers at "
-              f"{int(item['answer_at_s']) // 60:02d}:{int(item['answer_at_s']) % 60:02d})")
+        answer = services.answering.answer(creator.id, item.question)
+        print(f"\n== Q: {item.question}  (the lecture answers at "
+              f"{timestamp(item.answer_at_s or 0.0)})")
         print(answer.answer.strip())
     print("\n== costs (DuckDB over the ledger)")
     table = costs.report_by_video_and_stage(services.ledger, creator.id)
@@ -522,6 +543,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--course")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="score answers on a question file (hit@k, MRR, "
+                       "abstention, citation precision, cost)")
+    p.add_argument("questions", type=Path, help='a question file: {"questions": [...]}, '
+                   "see README.md")
+    p.add_argument("--creator", required=True)
+    p.add_argument("--course")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     cost = sub.add_parser("costs", help="query the cost ledger")
     ksub = cost.add_subparsers(dest="action", required=True)

@@ -359,8 +359,10 @@ def refresh_questions(path: Path, timeline: Sequence[TimelineEntry]) -> None:
     """
     if not path.exists():
         return
-    questions = json.loads(path.read_text(encoding="utf-8"))
-    for question in questions:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for question in data["questions"]:
+        if question.get("off_topic"):
+            continue  # no moment in the lecture answers it
         matches = [e for e in timeline if e.text == question["answer_sentence"]]
         if len(matches) != 1:
             raise RuntimeError(
@@ -368,7 +370,7 @@ def refresh_questions(path: Path, timeline: Sequence[TimelineEntry]) -> None:
                 f"{question['answer_sentence']!r}"
             )
         question["answer_at_s"] = matches[0].start_s
-    path.write_text(json.dumps(questions, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main() -> None:

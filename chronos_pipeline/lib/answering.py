@@ -155,12 +155,15 @@ class Answering:
         course_id: str | None = None,
         session_id: str | None = None,
         student_id: str | None = None,
+        message_id: str | None = None,
     ) -> Iterator[AnswerEvent]:
+        """``message_id`` lets a caller name the answer before it exists (an OpenAI
+        completion id is sent with the first chunk); by default a new one."""
         question = self.validate(creator_id, question, course_id, session_id, student_id)
         if session_id is None:
             session_id = self.catalog.create_chat_session(
                 creator_id, course_id, student_id, title=session_title(question)).id
-        message_id = ids.new_id("message")
+        message_id = ids.require(message_id, "message") if message_id else ids.new_id("message")
         self.catalog.add_chat_message(session_id, "user", question)
         costs = CostSummary()
         scope: dict[str, Any] = {"creator_id": creator_id, "chat_session_id": session_id,
@@ -211,10 +214,12 @@ class Answering:
         course_id: str | None = None,
         session_id: str | None = None,
         student_id: str | None = None,
+        message_id: str | None = None,
     ) -> Answer:
         result = Answer()
         for event in self.stream(creator_id, question, course_id=course_id,
-                                 session_id=session_id, student_id=student_id):
+                                 session_id=session_id, student_id=student_id,
+                                 message_id=message_id):
             if isinstance(event, AnswerDelta):
                 result.answer += event.text
             elif isinstance(event, AnswerReferences):

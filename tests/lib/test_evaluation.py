@@ -1,0 +1,77 @@
+"""The question file format and the eval's metric definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from chronos_pipeline.lib.answering import Reference
+from chronos_pipeline.lib.errors import ValidationError
+from chronos_pipeline.lib.evaluation import (
+    Outcome,
+    Question,
+    Report,
+    load_questions,
+    parse_questions,
+)
+from tests.conftest import SAMPLE_DIR
+
+
+def ref(start_s: float, video_id: str = "vd_a") -> Reference:
+    return Reference(video_id, "Lecture", start_s, start_s + 4.0, "00:00", "text", 0.5)
+
+
+def test_the_sample_question_file_has_ten_covered_and_five_off_topic_questions() -> None:
+    questions = load_questions(SAMPLE_DIR / "questions.json")
+    assert len(questions.covered) == 10 and len(questions.questions) == 15
+    assert all(q.answer_at_s is not None for q in questions.covered)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"not json at all", "is not a question file"),
+        (b'[{"question": "Who?", "answer_at_s": 3}]', "Expected `object`, got `array`"),
+        (b'{"questions": []}', "holds no questions"),
+        (b'{"questions": [{"question": "  ", "answer_at_s": 3}]}', "question 1: the question"),
+        (b'{"questions": [{"question": "Who?"}]}', "question 1: a covered question needs"),
+        (b'{"questions": [{"question": "Who?", "answer_at_s": "soon"}]}',
+         "$.questions[0].answer_at_s"),
+        (b'{"questions": [{"question": "Who?", "answer_at": 3}]}', "unknown field `answer_at`"),
+        (b'{"questions": [{"question": "Who?", "off_topic": true, "answer_at_s": 3}]}',
+         "an off-topic question has no answer_at_s"),
+    ],
+    ids=["not-json", "bare-list", "empty", "blank-question", "no-moment",
+         "moment-not-a-number", "typo-field", "off-topic-with-moment"],
+)
+def test_a_malformed_question_file_says_what_is_wrong_and_where(
+    content: bytes, says: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        parse_questions(content, "q.json")
+    assert refused.value.message.startswith("q.json") and says in refused.value.message
+
+
+def test_metrics_follow_their_documented_definitions() -> None:
+    at_first = Question("a?", answer_at_s=10.0)
+    at_second = Question("b?", answer_at_s=100.0)
+    in_other_video = Question("c?", answer_at_s=50.0, video_id="vd_b")
+    abstained = Question("d?", answer_at_s=70.0)
+    off_quiet = Question("e?", off_topic=True)
+    off_loud = Question("f?", off_topic=True)
+    report = Report([
+        Outcome(at_first, [ref(8.0), ref(150.0)], "cm_1"),
+        # 100 s lies in [start - 10, end + 10] of a reference starting at 105 s.
+        Outcome(at_second, [ref(30.0), ref(105.0), ref(200.0)], "cm_2"),
+        Outcome(in_other_video, [ref(50.0, "vd_a")], "cm_3"),
+        Outcome(abstained, [], "cm_4"),
+        Outcome(off_quiet, [], "cm_5"),
+        Outcome(off_loud, [ref(12.0)], "cm_6"),
+    ], session_id="cs_x", seconds=2.0)
+    metrics = report.metrics()
+    assert (metrics["covered"], metrics["off_topic"]) == (4, 2)
+    assert metrics["hit_at_1"] == 1 / 4 and metrics["hit_at_3"] == 2 / 4
+    assert metrics["mrr"] == (1 + 1 / 2) / 4
+    assert metrics["abstention"] == 1 / 2 and metrics["false_abstention"] == 1 / 4
+    # Shown on covered questions: 2 + 3 + 1 references, of which 2 cite their moment.
+    assert metrics["citation_precision"] == 2 / 6
+    assert metrics["questions_per_s"] == 3.0
