@@ -92,8 +92,8 @@ def compact_ledger_once(services: Services) -> None:
 
 def ledger_compactor(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """Compact the ledger at start-up and every ``ledger_compact_interval_s`` seconds in a
-    worker thread (one
-    process at a time: the others find the compactor lock taken and skip the round)."""
+    worker thread (one process at a time: the others find the compactor lock taken and
+    skip the round)."""
 
     async def loop() -> None:
         # First at start-up: a ledger left uncompacted while no server ran reads slowly.
