@@ -29,6 +29,7 @@ from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
 from chronos_api.dependencies import provide_creator, provide_principal, provide_services
 from chronos_api.errors import chronos_error_response, http_error_response, internal_error_response
+from chronos_api.openapi import PublicOperation
 from chronos_api.schemas import HealthOut
 from chronos_api.web.account import AccountController
 from chronos_api.web.chat_pages import ChatPageController
@@ -90,7 +91,7 @@ def _template_filters(engine: JinjaTemplateEngine) -> None:
         engine.engine.filters[name] = function
 
 
-@get("/health", tags=["health"], security=[], exclude_from_auth=True)
+@get("/health", tags=["health"], exclude_from_auth=True, operation_class=PublicOperation)
 async def health() -> HealthOut:
     """The server is up (no authentication)."""
     return HealthOut("ok")

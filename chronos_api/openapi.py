@@ -66,6 +66,15 @@ class ApiOperation(Operation):
             del self.responses["400"]
 
 
+@dataclass
+class PublicOperation(ApiOperation):
+    """A route anyone may call: no security requirement (not the document's default)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.security = []
+
+
 def documented(*statuses: int, operation: type[ApiOperation] = ApiOperation,
                others: dict[int, ResponseSpec] | None = None) -> dict[str, Any]:
     """Handler keywords: the error statuses the route answers with (401 and 503 come with

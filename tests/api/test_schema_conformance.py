@@ -74,3 +74,34 @@ def test_every_response_matches_the_openapi_document(tmp_path: Path) -> None:
     assert {name for name, _ in counts} == set(CHECKS)
     assert counts[("not_a_server_error", "success")] > 500, counts
     assert run.returncode == 0, run.stdout[-5000:]
+
+
+def test_document_states_errors_as_sent_a_public_health_and_a_streamed_chat(
+    tmp_path: Path
+) -> None:
+    from chronos_api.app import create_app
+
+    services = Services(make_settings(tmp_path / "data"))
+    try:
+        document = create_app(services=services).openapi_schema.to_schema()
+    finally:
+        services.close()
+    paths = document["paths"]
+    assert paths["/health"]["get"]["security"] == []
+    error = document["components"]["schemas"]["ErrorOut"]
+    assert set(error["properties"]) == {"error", "detail", "offset"}
+    assert sorted(error["required"]) == ["detail", "error"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorOut"}, \
+                        (method, path, status)
+    chat = paths["/chat"]["post"]["responses"]
+    assert list(chat["200"]["content"]) == ["text/event-stream"]
+    assert {"402", "404", "422"} <= set(chat)
+    answer = paths["/chat/answer"]["post"]["responses"]["200"]["content"]
+    assert list(answer) == ["application/json"]
+    video_id = paths["/videos/{video_id}"]["get"]["parameters"][0]["schema"]
+    assert video_id["pattern"] == "^vd_[0-9a-f]{16}$"
