@@ -37,8 +37,8 @@ ERROR_DESCRIPTIONS = {
     413: "The upload is over the size cap.",
     415: "The upload is not a readable video with sound.",
     416: "The byte range starts past the end of the file (`Content-Range: bytes */SIZE`).",
-    422: "The request is invalid: a malformed body, a missing or unknown field, a value out "
-         "of its bounds or with a NUL character, or an id of the wrong form.",
+    422: "The request is invalid: a body of the wrong shape, a missing or unknown field, a value "
+         "out of its bounds or with a NUL character, or an id of the wrong form.",
     503: "The catalog database was busy; retry after `Retry-After` seconds.",
 }
 # Every route behind authentication can refuse the key, or find the database busy.
