@@ -30,6 +30,8 @@ from chronos_api.controllers.usage import UsageController
 from chronos_api.controllers.videos import VideoController
 from chronos_api.dependencies import provide_creator, provide_principal, provide_services
 from chronos_api.errors import chronos_error_response, http_error_response, internal_error_response
+from chronos_api.openapi import PublicOperation
+from chronos_api.schemas import HealthOut
 from chronos_api.web.account import AccountController
 from chronos_api.web.chat_pages import ChatPageController
 from chronos_api.web.events import LiveEventsController
@@ -127,9 +129,10 @@ def _template_filters(engine: JinjaTemplateEngine) -> None:
         engine.engine.filters[name] = function
 
 
-@get("/health", tags=["health"], security=[], exclude_from_auth=True)
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+@get("/health", tags=["health"], exclude_from_auth=True, operation_class=PublicOperation)
+async def health() -> HealthOut:
+    """The server is up (no authentication)."""
+    return HealthOut("ok")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:

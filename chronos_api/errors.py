@@ -6,25 +6,42 @@ import logging
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.exceptions import ValidationException as RequestValidationFailed
 from litestar.response import Redirect, Template
 
+from chronos_api.schemas import ErrorOut
 from chronos_pipeline.lib.errors import (
     ChronosError,
     ClientError,
     ResumeAt,
     TerminalError,
     TransientError,
+    ValidationError,
 )
 
 log = logging.getLogger("chronos_api")
 
 
-def error_body(exc: BaseException) -> dict[str, str | int]:
+def error_body(exc: BaseException) -> ErrorOut:
     message = exc.message if isinstance(exc, ChronosError) else str(exc)
-    body: dict[str, str | int] = {"error": type(exc).__name__, "detail": message}
-    if isinstance(exc, ResumeAt):
-        body["offset"] = exc.offset
-    return body
+    return ErrorOut(type(exc).__name__, message,
+                    exc.offset if isinstance(exc, ResumeAt) else None)
+
+
+def _request_problems(exc: RequestValidationFailed) -> str:
+    """Litestar's own request validation, said as one message: which input, what is wrong."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    said = [f"{getattr(p.get('source'), 'value', p.get('source'))} {p.get('key', '')}: "
+            f"{p.get('message', '')}" for p in problems if isinstance(p, dict)]
+    return "; ".join([str(exc.detail), *said]) if said else str(exc.detail)
+
+
+def http_error_body(exc: HTTPException) -> tuple[int, ErrorOut]:
+    """A framework error as ours. A request that fails the schema (a malformed body, a
+    value out of its bounds) is a 422 ValidationError, as when the core finds it."""
+    if isinstance(exc, RequestValidationFailed):
+        return 422, ErrorOut(ValidationError.__name__, _request_problems(exc))
+    return exc.status_code, ErrorOut(type(exc).__name__, str(exc.detail))
 
 
 def wants_page(request: Request) -> bool:  # type: ignore[type-arg]
@@ -66,14 +83,13 @@ def chronos_error_response(request: Request, exc: ChronosError) -> Response:  # 
 
 
 def http_error_response(request: Request, exc: HTTPException) -> Response:  # type: ignore[type-arg]
+    status, body = http_error_body(exc)
     if wants_page(request):
-        return page_error(request, exc.status_code, str(exc.detail))
-    return Response({"error": type(exc).__name__, "detail": exc.detail},
-                    status_code=exc.status_code, media_type=MediaType.JSON,
-                    headers=exc.headers)
+        return page_error(request, status, body.detail)
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=exc.headers)
 
 
 def internal_error_response(request: Request, exc: Exception) -> Response:  # type: ignore[type-arg]
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response({"error": "InternalError", "detail": "internal error; see the server log"},
+    return Response(ErrorOut("InternalError", "internal error; see the server log"),
                     status_code=500, media_type=MediaType.JSON)

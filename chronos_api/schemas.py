@@ -1,18 +1,88 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API, and the constrained strings they are made of.
+
+Every limit here is the one the core enforces (the catalog's column widths, the question
+limit, the money format), so the schema states exactly what a request must satisfy. Money
+is a decimal string everywhere (``"0.0105"``): never a float.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import msgspec
+from litestar.params import Parameter
 
+from chronos_pipeline.lib import ids
+from chronos_pipeline.lib.answering import MAX_QUESTION_CHARS, Reference
+from chronos_pipeline.lib.budgets import MONEY_MAX_CHARS, MONEY_PATTERN, BudgetStatus, usd_text
 from chronos_pipeline.lib.catalog import ChatMessage, ChatSession, Course, StatusEvent, Video
+from chronos_pipeline.lib.catalog_models import COURSE_NAME_CHARS, FILENAME_CHARS, TITLE_CHARS
 from chronos_pipeline.lib.ingest import UploadState
+from chronos_pipeline.lib.transcripts import Transcript
+
+NO_NUL = r"^[^\x00]*$"
+
+
+def _text(limit: int, what: str) -> Any:
+    return msgspec.Meta(min_length=1, max_length=limit, pattern=NO_NUL,
+                        description=f"{what}: 1 to {limit:,} characters, no NUL")
+
+
+def _id(kind: str) -> Any:
+    return msgspec.Meta(pattern=ids.pattern(kind), description=f"a {kind.replace('_', ' ')} id")
+
+
+Title = Annotated[str, _text(TITLE_CHARS, "the lecture's title")]
+CourseName = Annotated[str, _text(COURSE_NAME_CHARS, "the course's name")]
+FileName = Annotated[str, _text(FILENAME_CHARS, "the uploaded file's name")]
+Question = Annotated[str, _text(MAX_QUESTION_CHARS, "the question")]
+CourseId = Annotated[str, _id("course")]
+SessionId = Annotated[str, _id("chat_session")]
+Money = Annotated[str, msgspec.Meta(
+    max_length=MONEY_MAX_CHARS, pattern=MONEY_PATTERN, examples=["25", "0.015"],
+    description="an amount in USD as a decimal string: at most 12 digits before the point "
+                "and 6 after")]
+Usd = Annotated[str, msgspec.Meta(
+    examples=["0.0105"], description="an exact amount in USD as a decimal string")]
+
+# Path and query parameters state the same limits through Litestar's Parameter.
+VideoIdParam = Annotated[str, Parameter(pattern=ids.pattern("video"), description="a video id")]
+SessionIdParam = Annotated[str, Parameter(pattern=ids.pattern("chat_session"),
+                                          description="a chat session id")]
+
+
+def text_param(limit: int, what: str) -> Any:
+    """A required query parameter of 1 to ``limit`` characters without NUL."""
+    return Parameter(min_length=1, max_length=limit, pattern=NO_NUL,
+                     description=f"{what}: 1 to {limit:,} characters, no NUL")
+
+
+def optional_text_param(limit: int, what: str) -> Any:
+    return Parameter(min_length=1, max_length=limit, pattern=NO_NUL, default=None,
+                     required=False, description=f"{what}: 1 to {limit:,} characters, no NUL")
+
+
+def optional_id_param(kind: str) -> Any:
+    return Parameter(pattern=ids.pattern(kind), default=None, required=False,
+                     description=f"a {kind.replace('_', ' ')} id")
+
+
+class ErrorOut(msgspec.Struct, omit_defaults=True):
+    """Every error: the error's class and a message a person can act on."""
+
+    error: str
+    detail: str
+    # Bytes of the upload the server holds, after an upload offset conflict or a cut body.
+    offset: int | None = None
+
+
+class HealthOut(msgspec.Struct):
+    status: str
 
 
 class CourseIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
+    name: CourseName
 
 
 class CourseOut(msgspec.Struct):
@@ -26,9 +96,9 @@ class CourseOut(msgspec.Struct):
 
 
 class VideoIn(msgspec.Struct, forbid_unknown_fields=True):
-    title: str
-    course_id: str | None = None
-    filename: str | None = None
+    title: Title
+    course_id: CourseId | None = None
+    filename: FileName | None = None
 
 
 class StatusEventOut(msgspec.Struct):
@@ -81,13 +151,45 @@ class UploadOut(msgspec.Struct):
                    state.complete)
 
 
+class WordOut(msgspec.Struct):
+    word: str
+    start_s: float
+    end_s: float
+
+
+class SegmentOut(msgspec.Struct):
+    start_s: float
+    end_s: float
+    text: str
+    words: list[WordOut]
+
+
+class TranscriptOut(msgspec.Struct):
+    """The public form of a transcript (the model that made it is internal)."""
+
+    video_id: str
+    language: str
+    duration_s: float
+    segments: list[SegmentOut]
+
+    @classmethod
+    def of(cls, transcript: Transcript, video_id: str) -> TranscriptOut:
+        return cls(video_id, transcript.language, transcript.duration_s, [
+            SegmentOut(s.start_s, s.end_s, s.text,
+                       [WordOut(w.word, w.start_s, w.end_s) for w in s.words])
+            for s in transcript.segments
+        ])
+
+
 class ChatIn(msgspec.Struct, forbid_unknown_fields=True):
-    question: str
-    course_id: str | None = None
-    session_id: str | None = None
+    question: Question
+    course_id: CourseId | None = None
+    session_id: SessionId | None = None
 
 
 class ReferenceOut(msgspec.Struct):
+    """A cited moment: the lecture, where in it, and what was said."""
+
     video_id: str
     title: str
     start_s: float
@@ -95,6 +197,11 @@ class ReferenceOut(msgspec.Struct):
     timestamp: str
     text: str
     score: float
+
+    @classmethod
+    def of(cls, reference: Reference) -> ReferenceOut:
+        return cls(reference.video_id, reference.title, reference.start_s, reference.end_s,
+                   reference.timestamp, reference.text, reference.score)
 
 
 class AnswerOut(msgspec.Struct, omit_defaults=True):
@@ -104,19 +211,35 @@ class AnswerOut(msgspec.Struct, omit_defaults=True):
     message_id: str
     # Absent for students: they never see costs.
     usage: dict[str, float] | None = None
-    cost_usd: float | None = None
+    cost_usd: Usd | None = None
+
+
+class AnswerTextEvent(msgspec.Struct):
+    """The data of an ``answer`` event: the next piece of the answer's text."""
+
+    text: str
+
+
+class AnswerDoneEvent(msgspec.Struct, omit_defaults=True):
+    """The data of the ``done`` event (usage and cost are absent for students)."""
+
+    session_id: str
+    message_id: str
+    usage: dict[str, float] | None = None
+    cost_usd: Usd | None = None
 
 
 class ChatMessageOut(msgspec.Struct):
     id: str
     role: str
     content: str
-    references: list[dict[str, Any]]
+    references: list[ReferenceOut]
     created_at: datetime
 
     @classmethod
     def of(cls, message: ChatMessage) -> ChatMessageOut:
-        return cls(message.id, message.role, message.content, message.references,
+        return cls(message.id, message.role, message.content,
+                   msgspec.convert(message.references, list[ReferenceOut]),
                    message.created_at)
 
 
@@ -134,6 +257,82 @@ class ChatSessionOut(msgspec.Struct):
                    [ChatMessageOut.of(m) for m in messages] if messages is not None else None)
 
 
-class ErrorOut(msgspec.Struct):
-    error: str
-    detail: str
+class UsageTotals(msgspec.Struct):
+    unit: str
+    quantity: float
+    cost_usd: Usd
+
+
+class UsageByStageOut(UsageTotals):
+    stage: str
+
+
+class UsageByProviderOut(UsageTotals):
+    provider: str
+
+
+class UsageByDayOut(UsageTotals):
+    day: date
+
+
+class MonthToDateOut(msgspec.Struct):
+    month: str
+    spent_usd: Usd
+    projected_usd: Usd
+    days_elapsed: float
+    days_in_month: int
+
+
+class UsageOut(msgspec.Struct):
+    creator_id: str
+    total_cost_usd: Usd
+    month_to_date: MonthToDateOut
+    by_stage: list[UsageByStageOut]
+    by_provider: list[UsageByProviderOut]
+    by_day: list[UsageByDayOut]
+
+
+class VideoCostOut(msgspec.Struct):
+    """A creator's totals for one video (``(chat)`` for questions) and stage, per unit."""
+
+    creator_id: str
+    video_id: str
+    stage: str
+    unit: str
+    models: str
+    quantity: float
+    cost_usd: Usd
+    records: int
+
+
+class BudgetIn(msgspec.Struct, forbid_unknown_fields=True):
+    monthly_usd: Money
+    hard_limit_usd: Money | None = None
+
+
+class BudgetAlertOut(msgspec.Struct):
+    month: str
+    threshold: int
+    spent_usd: Usd
+    at: datetime
+
+
+class BudgetOut(msgspec.Struct):
+    month: str
+    spent_usd: Usd
+    monthly_usd: Usd | None
+    hard_limit_usd: Usd | None
+    share: float | None
+    alerts: list[BudgetAlertOut]
+
+    @classmethod
+    def of(cls, status: BudgetStatus) -> BudgetOut:
+        budget = status.budget
+        return cls(
+            month=status.month, spent_usd=usd_text(status.spent_usd),
+            monthly_usd=usd_text(budget.monthly_usd) if budget else None,
+            hard_limit_usd=usd_text(budget.hard_limit_usd) if budget else None,
+            share=status.share,
+            alerts=[BudgetAlertOut(a.month, a.threshold, usd_text(a.spent_usd), a.at)
+                    for a in status.alerts],
+        )

@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chronos_api.auth import STUDENTS_OPT
 from chronos_api.errors import error_body
-from chronos_api.schemas import AnswerOut, ChatIn, ChatSessionOut, ReferenceOut
+from chronos_api.openapi import EventStreamOperation, documented
+from chronos_api.schemas import (
+    AnswerDoneEvent,
+    AnswerOut,
+    AnswerTextEvent,
+    ChatIn,
+    ChatSessionOut,
+    ErrorOut,
+    ReferenceOut,
+    SessionIdParam,
+)
 from chronos_pipeline.lib.answering import AnswerDelta, AnswerDone, Answering, AnswerReferences
+from chronos_pipeline.lib.budgets import usd_text
 from chronos_pipeline.lib.catalog_people import Principal
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.services import Services
+
+log = logging.getLogger("chronos_api")
+STUDENTS = {STUDENTS_OPT: True}
+# Refused before any work: a body that is not JSON or not a valid question, an unknown
+# course or session, the spending limit; 403 is a web session's question without its CSRF
+# token.
+ASKING = (400, 402, 403, 404, 422)
+
+
+def _event(name: str, data: msgspec.Struct | list[ReferenceOut]) -> ServerSentEventMessage:
+    return ServerSentEventMessage(event=name, data=msgspec.json.encode(data).decode())
 
 
 def sse_events(
@@ -28,37 +49,31 @@ def sse_events(
                                       course_id=data.course_id, session_id=data.session_id,
                                       student_id=asker.student_id):
             if isinstance(event, AnswerDelta):
-                yield ServerSentEventMessage(event="answer", data=json.dumps({"text": event.text}))
+                yield _event("answer", AnswerTextEvent(event.text))
             elif isinstance(event, AnswerReferences):
-                yield ServerSentEventMessage(
-                    event="references",
-                    data=json.dumps([r.to_json() for r in event.references]),
-                )
+                yield _event("references", [ReferenceOut.of(r) for r in event.references])
             elif isinstance(event, AnswerDone):
-                done: dict[str, Any] = {"session_id": event.session_id,
-                                        "message_id": event.message_id}
-                if not asker.is_student:  # students never see costs
-                    done |= {"usage": event.usage, "cost_usd": float(event.cost_usd)}
-                yield ServerSentEventMessage(event="done", data=json.dumps(done))
+                yield _event("done", AnswerDoneEvent(
+                    event.session_id, event.message_id,
+                    # Students never see costs.
+                    usage=None if asker.is_student else event.usage,
+                    cost_usd=None if asker.is_student else usd_text(event.cost_usd)))
     except ChronosError as exc:
         # Headers are gone once streaming starts: the failure travels as an event.
-        yield ServerSentEventMessage(event="error", data=json.dumps(error_body(exc)))
+        yield _event("error", error_body(exc))
     except Exception as exc:
         # Anything else must still end the stream with an event, never silently.
         log.exception("chat stream failed")
-        yield ServerSentEventMessage(event="error", data=json.dumps(
-            {"error": "InternalError", "detail": f"the answer failed: {type(exc).__name__}"}))
-
-
-log = logging.getLogger("chronos_api")
-STUDENTS = {STUDENTS_OPT: True}
+        yield _event("error", ErrorOut("InternalError",
+                                       f"the answer failed: {type(exc).__name__}"))
 
 
 class ChatController(Controller):
     path = "/chat"
     tags = ["chat"]
 
-    @post("/", status_code=200, sync_to_thread=True, opt=STUDENTS)
+    @post("/", status_code=200, sync_to_thread=True, opt=STUDENTS,
+          **documented(*ASKING, operation=EventStreamOperation))
     def chat(self, data: ChatIn, principal: Principal, services: Services) -> ServerSentEvent:
         """Ask a question; the answer streams as server-sent events."""
         answering = services.answering
@@ -66,7 +81,8 @@ class ChatController(Controller):
                            data.session_id, principal.student_id)
         return ServerSentEvent(sse_events(answering, principal, data))
 
-    @post("/answer", status_code=200, sync_to_thread=True, opt=STUDENTS)
+    @post("/answer", status_code=200, sync_to_thread=True, opt=STUDENTS,
+          **documented(*ASKING))
     def answer(self, data: ChatIn, principal: Principal, services: Services) -> AnswerOut:
         """Ask a question; the whole answer comes back as one JSON document."""
         result = services.answering.answer(
@@ -75,20 +91,23 @@ class ChatController(Controller):
         student = principal.is_student
         return AnswerOut(
             answer=result.answer,
-            references=[ReferenceOut(**r.to_json()) for r in result.references],
+            references=[ReferenceOut.of(r) for r in result.references],
             usage=None if student else result.usage,
-            cost_usd=None if student else float(result.cost_usd),
+            cost_usd=None if student else usd_text(result.cost_usd),
             session_id=result.session_id, message_id=result.message_id,
         )
 
-    @get("/sessions", sync_to_thread=True, opt=STUDENTS)
+    @get("/sessions", sync_to_thread=True, opt=STUDENTS, **documented())
     def list_sessions(self, principal: Principal, services: Services) -> list[ChatSessionOut]:
+        """The caller's own chat sessions."""
         return [ChatSessionOut.of(s) for s in services.catalog.list_chat_sessions(
             principal.creator_id, principal.student_id)]
 
-    @get("/sessions/{session_id:str}", sync_to_thread=True, opt=STUDENTS)
-    def get_session(self, session_id: str, principal: Principal,
+    @get("/sessions/{session_id:str}", sync_to_thread=True, opt=STUDENTS,
+         **documented(404, 422))
+    def get_session(self, session_id: SessionIdParam, principal: Principal,
                     services: Services) -> ChatSessionOut:
+        """One of the caller's chat sessions with its messages and their cited moments."""
         session = services.catalog.get_chat_session(principal.creator_id, session_id,
                                                     principal.student_id)
         return ChatSessionOut.of(session, services.catalog.chat_messages(session.id))

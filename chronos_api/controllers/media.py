@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, HttpMethod, Request, Response, get, route
 from litestar.params import Parameter
 from litestar.response.streaming import ASGIStreamingResponse
 
 from chronos_api.auth import STUDENTS_OPT
+from chronos_api.openapi import MediaOperation, TranscriptFileOperation, documented
+from chronos_api.schemas import VideoIdParam
 from chronos_pipeline.lib.access import readable_video
 from chronos_pipeline.lib.byte_ranges import file_slice, read_slice
 from chronos_pipeline.lib.catalog_people import Principal
@@ -24,8 +26,9 @@ class MediaController(Controller):
     tags = ["media"]
 
     @route("/{video_id:str}/media", http_method=[HttpMethod.GET, HttpMethod.HEAD],
-           sync_to_thread=True, opt=STUDENTS)
-    def media(self, video_id: str, request: Request[Any, Any, Any], principal: Principal,
+           sync_to_thread=True, opt=STUDENTS,
+           **documented(404, 409, 416, 422, operation=MediaOperation))
+    def media(self, video_id: VideoIdParam, request: Request[Any, Any, Any], principal: Principal,
               services: Services) -> ASGIStreamingResponse:
         """The playable video (playback.mp4, else the upload); honours ``Range: bytes=…``.
         Authorised by the session cookie or the bearer key: there is no public URL."""
@@ -38,9 +41,12 @@ class MediaController(Controller):
             is_head_response=request.method == HttpMethod.HEAD,
         )
 
-    @get("/{video_id:str}/transcript/{fmt:str}", sync_to_thread=True, opt=STUDENTS)
+    @get("/{video_id:str}/transcript/{fmt:str}", sync_to_thread=True, opt=STUDENTS,
+         **documented(404, 409, 422, operation=TranscriptFileOperation))
     def transcript_download(
-        self, video_id: str, fmt: str, principal: Principal, services: Services,
+        self, video_id: VideoIdParam,
+        fmt: Annotated[str, Parameter(description="srt, vtt, txt or json (else 404)")],
+        principal: Principal, services: Services,
         inline: bool = Parameter(default=False, description="show in the browser (1) "
                                  "instead of downloading, e.g. WebVTT for <track>"),
     ) -> Response[str]:

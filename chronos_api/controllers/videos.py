@@ -6,18 +6,29 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, head, post, put
-from litestar.params import Parameter
 
 from chronos_api.auth import STUDENTS_OPT
-from chronos_api.schemas import UploadOut, VideoIn, VideoOut
+from chronos_api.openapi import RawUploadOperation, documented, no_content
+from chronos_api.schemas import (
+    TranscriptOut,
+    UploadOut,
+    VideoIdParam,
+    VideoIn,
+    VideoOut,
+    optional_id_param,
+    optional_text_param,
+    text_param,
+)
 from chronos_pipeline.lib.access import readable_video, readable_videos
 from chronos_pipeline.lib.catalog import Creator
+from chronos_pipeline.lib.catalog_models import FILENAME_CHARS, TITLE_CHARS
 from chronos_pipeline.lib.catalog_people import Principal
 from chronos_pipeline.lib.errors import ConflictError, ValidationError
 from chronos_pipeline.lib.ingest import Ingest, UploadState
 from chronos_pipeline.lib.partial_uploads import ContentRange
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import THUMBNAIL, TRANSCRIPT
+from chronos_pipeline.lib.transcripts import Transcript
 from chronos_pipeline.operations import delete_lecture_everywhere, retry_lecture
 
 # Bytes are handed to a worker thread in pieces this big: a server killed mid-upload loses
@@ -65,21 +76,27 @@ def _offset_headers(state: UploadState) -> dict[str, str]:
 
 
 STUDENTS = {STUDENTS_OPT: True}
+# What taking in bytes can be refused for: the video is another's or gone (404), another
+# request is writing it or the range does not continue the held bytes (409, with the
+# offset), over the cap (413), not a video with sound (415), empty, cut short or malformed
+# (422, with the offset when bytes were kept).
+UPLOADING = documented(403, 404, 409, 413, 415, 422, operation=RawUploadOperation)
 
 
 class VideoController(Controller):
     path = "/videos"
     tags = ["videos"]
 
-    @post("/", sync_to_thread=True)
+    @post("/", sync_to_thread=True, **documented(400, 403, 404, 422))
     def create_video(self, data: VideoIn, creator: Creator, services: Services) -> VideoOut:
         """Create a video awaiting its bytes (then PUT /videos/{id}/content, then confirm)."""
         video = services.ingest.create(creator.id, data.title, course_id=data.course_id,
                                        filename=data.filename)
         return VideoOut.of(video)
 
-    @put("/{video_id:str}/content", request_max_body_size=None, status_code=200)
-    async def upload_content(self, video_id: str, request: Request[Any, Any, Any],
+    @put("/{video_id:str}/content", request_max_body_size=None, status_code=200,
+         **UPLOADING)
+    async def upload_content(self, video_id: VideoIdParam, request: Request[Any, Any, Any],
                              creator: Creator, services: Services) -> Response[VideoOut]:
         """Stream the video's bytes (raw body), whole or as `Content-Range: bytes S-E/TOTAL`.
 
@@ -91,34 +108,36 @@ class VideoController(Controller):
         video = await anyio.to_thread.run_sync(services.catalog.get_video, creator.id, video_id)
         return Response(VideoOut.of(video), headers=_offset_headers(state))
 
-    @head("/{video_id:str}/content", sync_to_thread=True)
-    def upload_offset(self, video_id: str, creator: Creator,
+    @head("/{video_id:str}/content", sync_to_thread=True, **documented(403, 404, 422, others={
+        200: no_content("`Upload-Offset`: the bytes held; `Upload-Length`: the declared total")}))
+    def upload_offset(self, video_id: VideoIdParam, creator: Creator,
                       services: Services) -> Response[None]:
         """How many bytes of the upload the server holds (`Upload-Offset`): resume there."""
         state = services.ingest.upload_state(creator.id, video_id)
         return Response(None, headers=_offset_headers(state))
 
-    @get("/{video_id:str}/upload", sync_to_thread=True)
-    def upload_status(self, video_id: str, creator: Creator,
+    @get("/{video_id:str}/upload", sync_to_thread=True, **documented(403, 404, 422))
+    def upload_status(self, video_id: VideoIdParam, creator: Creator,
                       services: Services) -> Response[UploadOut]:
         """The upload's progress: bytes held, declared total, expiry, and whether complete."""
         state = services.ingest.upload_state(creator.id, video_id)
         return Response(UploadOut.of(state), headers=_offset_headers(state))
 
-    @post("/{video_id:str}/confirm", status_code=200, sync_to_thread=True)
-    def confirm(self, video_id: str, creator: Creator, services: Services) -> VideoOut:
+    @post("/{video_id:str}/confirm", status_code=200, sync_to_thread=True,
+          **documented(403, 404, 409, 422))
+    def confirm(self, video_id: VideoIdParam, creator: Creator, services: Services) -> VideoOut:
         """Register the uploaded video: the pipeline picks it up from here."""
         return VideoOut.of(services.ingest.confirm(creator.id, video_id))
 
-    @post("/upload", request_max_body_size=None)
+    @post("/upload", request_max_body_size=None, **UPLOADING)
     async def upload(
         self,
         request: Request[Any, Any, Any],
         creator: Creator,
         services: Services,
-        title: str,
-        course_id: str | None = None,
-        filename: str | None = None,
+        title: str = text_param(TITLE_CHARS, "the lecture's title"),
+        course_id: str | None = optional_id_param("course"),
+        filename: str | None = optional_text_param(FILENAME_CHARS, "the file's name"),
     ) -> VideoOut:
         """Create, stream and confirm in one request (raw body); all or nothing."""
         ingest = services.ingest
@@ -136,31 +155,35 @@ class VideoController(Controller):
             raise
         return VideoOut.of(confirmed)
 
-    @get("/", sync_to_thread=True, opt=STUDENTS)
+    @get("/", sync_to_thread=True, opt=STUDENTS, **documented(404, 422))
     def list_videos(
         self, principal: Principal, services: Services,
-        course_id: str | None = Parameter(default=None, required=False),
+        course_id: str | None = optional_id_param("course"),
     ) -> list[VideoOut]:
         """The lectures the caller may open (a student: those of enrolled courses)."""
         return [VideoOut.of(v) for v in readable_videos(services.catalog, principal, course_id)]
 
-    @get("/{video_id:str}", sync_to_thread=True, opt=STUDENTS)
-    def get_video(self, video_id: str, principal: Principal, services: Services) -> VideoOut:
+    @get("/{video_id:str}", sync_to_thread=True, opt=STUDENTS, **documented(404, 422))
+    def get_video(self, video_id: VideoIdParam, principal: Principal,
+                  services: Services) -> VideoOut:
+        """The video, its processing status and the history of its statuses."""
         video = readable_video(services.catalog, principal, video_id)
         return VideoOut.of(video, services.catalog.status_history(video_id))
 
-    @get("/{video_id:str}/transcript", sync_to_thread=True, opt=STUDENTS)
-    def get_transcript(self, video_id: str, principal: Principal,
-                       services: Services) -> dict[str, Any]:
+    @get("/{video_id:str}/transcript", sync_to_thread=True, opt=STUDENTS,
+         **documented(404, 409, 422))
+    def get_transcript(self, video_id: VideoIdParam, principal: Principal,
+                       services: Services) -> TranscriptOut:
+        """Segments with word times (409 until the video is transcribed)."""
         video = readable_video(services.catalog, principal, video_id)
         if not (services.storage.video_dir(video.creator_id, video.id) / TRANSCRIPT).is_file():
             raise ConflictError(f"video {video_id} has no transcript yet (status {video.status})")
-        data: dict[str, Any] = services.storage.read_json(video.creator_id, video.id, TRANSCRIPT)
-        return data
+        stored = services.storage.read_json(video.creator_id, video.id, TRANSCRIPT)
+        return TranscriptOut.of(Transcript.from_json(stored), video.id)
 
     @get("/{video_id:str}/thumbnail", sync_to_thread=True, media_type="image/jpeg",
-         opt=STUDENTS)
-    def get_thumbnail(self, video_id: str, principal: Principal,
+         opt=STUDENTS, **documented(404, 409, 422))
+    def get_thumbnail(self, video_id: VideoIdParam, principal: Principal,
                       services: Services) -> Response[bytes]:
         video = readable_video(services.catalog, principal, video_id)
         path = services.storage.video_dir(video.creator_id, video_id) / THUMBNAIL
@@ -168,13 +191,15 @@ class VideoController(Controller):
             raise ConflictError(f"video {video_id} has no thumbnail yet")
         return Response(path.read_bytes(), media_type="image/jpeg")
 
-    @post("/{video_id:str}/retry", status_code=202, sync_to_thread=True)
-    def retry(self, video_id: str, creator: Creator, services: Services) -> VideoOut:
+    @post("/{video_id:str}/retry", status_code=202, sync_to_thread=True,
+          **documented(403, 404, 409, 422))
+    def retry(self, video_id: VideoIdParam, creator: Creator, services: Services) -> VideoOut:
         """Run a failed lecture through the pipeline again (409 unless it failed)."""
         return VideoOut.of(retry_lecture(services, creator.id, video_id))
 
-    @delete("/{video_id:str}", status_code=204, sync_to_thread=True)
-    def delete_video(self, video_id: str, creator: Creator, services: Services) -> None:
+    @delete("/{video_id:str}", status_code=204, sync_to_thread=True,
+            **documented(403, 404, 409, 422))
+    def delete_video(self, video_id: VideoIdParam, creator: Creator, services: Services) -> None:
         """Delete the lecture's files, transcript and vectors (409 while it is processed);
         its cost records stay."""
         delete_lecture_everywhere(services, creator.id, video_id)

@@ -8,9 +8,10 @@ with the reason), and records any newly crossed alert threshold after it spent.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from chronos_pipeline.lib.catalog import Budget, BudgetAlert, Catalog
@@ -53,15 +54,23 @@ def usd_text(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
+# At most 12 digits before the point and 6 after (to the micro-dollar): more than any budget
+# needs, and it fits the catalog's 32-character columns on every database.
+MONEY_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
+MONEY_MAX_CHARS = 20
+_MONEY = re.compile(MONEY_PATTERN)
+
+
 def parse_usd(value: str, name: str) -> Decimal:
-    """A user-typed USD amount, or a ValidationError that names the field."""
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ValidationError(f"{name} must be a decimal amount in USD, got {value!r}") from None
-    if not amount.is_finite():
-        raise ValidationError(f"{name} must be a finite amount")
-    return amount
+    """A user-typed, non-negative USD amount such as ``25`` or ``0.015`` (at most 12 digits
+    before the point and 6 after), or a ValidationError that names the field."""
+    text = (value or "").strip()
+    if len(text) > MONEY_MAX_CHARS or not _MONEY.fullmatch(text):
+        shown = text if len(text) <= MONEY_MAX_CHARS else text[:MONEY_MAX_CHARS] + "…"
+        raise ValidationError(
+            f"{name} must be a decimal amount in USD, not negative, with at most 12 digits "
+            f"before the point and 6 after (like 25 or 0.015), got {shown!r}")
+    return Decimal(text)
 
 
 class Budgets:

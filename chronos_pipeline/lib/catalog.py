@@ -25,6 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.catalog_models import (
+    CHAT_TITLE_CHARS,
+    COURSE_NAME_CHARS,
+    CREATOR_NAME_CHARS,
+    FILENAME_CHARS,
+    TITLE_CHARS,
     BudgetAlertRow,
     BudgetRow,
     ChatMessageRow,
@@ -292,7 +297,7 @@ class Catalog(_BudgetMixin, PeopleMixin):
     # creators -------------------------------------------------------------------------
     def create_creator(self, name: str) -> tuple[Creator, str]:
         """Create a creator; returns it and its API key (shown once, stored hashed)."""
-        name = clean_name(name, "the creator's name", 200)
+        name = clean_name(name, "the creator's name", CREATOR_NAME_CHARS)
         api_key = CREATOR_KEY_PREFIX + secrets.token_urlsafe(32)
         row = CreatorRow(
             id=ids.new_id("creator"),
@@ -340,7 +345,7 @@ class Catalog(_BudgetMixin, PeopleMixin):
 
     # courses --------------------------------------------------------------------------
     def create_course(self, creator_id: str, name: str) -> Course:
-        name = clean_name(name, "the course name", 200)
+        name = clean_name(name, "the course name", COURSE_NAME_CHARS)
         row = CourseRow(id=ids.new_id("course"), creator_id=creator_id, name=name,
                         created_at=_now())
         with self._tx() as session:
@@ -348,7 +353,7 @@ class Catalog(_BudgetMixin, PeopleMixin):
         return _course(row)
 
     def rename_course(self, creator_id: str, course_id: str, name: str) -> Course:
-        name = clean_name(name, "the course name", 200)
+        name = clean_name(name, "the course name", COURSE_NAME_CHARS)
         self.get_course(creator_id, course_id)
         with self._tx() as session:
             row = session.get(CourseRow, course_id)
@@ -377,9 +382,10 @@ class Catalog(_BudgetMixin, PeopleMixin):
         self, creator_id: str, title: str, course_id: str | None = None,
         original_filename: str | None = None, *, upload_ttl_s: float = 24 * 3600,
     ) -> Video:
-        title = clean_name(title, "the title", 300)
+        title = clean_name(title, "the title", TITLE_CHARS)
         if original_filename:
-            original_filename = clean_name(original_filename, "the file name", 500)
+            original_filename = clean_name(original_filename, "the file name",
+                                           FILENAME_CHARS)
         if course_id is not None:
             self.get_course(creator_id, course_id)
         now = _now()
@@ -454,7 +460,7 @@ class Catalog(_BudgetMixin, PeopleMixin):
             row.updated_at = _now()
 
     def rename_video(self, creator_id: str, video_id: str, title: str) -> Video:
-        title = clean_name(title, "the title", 300)
+        title = clean_name(title, "the title", TITLE_CHARS)
         self.get_video(creator_id, video_id)
         with self._tx() as session:
             row = session.get(VideoRow, video_id)
@@ -671,7 +677,7 @@ class Catalog(_BudgetMixin, PeopleMixin):
                             title: str | None = None) -> ChatSession:
         row = ChatSessionRow(id=ids.new_id("chat_session"), creator_id=creator_id,
                              course_id=course_id, created_at=_now(), student_id=student_id,
-                             title=title[:200] if title else None)
+                             title=title[:CHAT_TITLE_CHARS] if title else None)
         with self._tx() as session:
             session.add(row)
         return _session(row)

@@ -18,6 +18,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Text limits in characters: the columns below, and every check of user input against them
+# (the core's ``clean_name`` and the HTTP API's schema), use these.
+CREATOR_NAME_CHARS = 200
+COURSE_NAME_CHARS = 200
+TITLE_CHARS = 300
+FILENAME_CHARS = 500
+DISPLAY_NAME_CHARS = 100
+CHAT_TITLE_CHARS = 200
+
 
 class Base(DeclarativeBase):
     pass
@@ -27,7 +36,7 @@ class CreatorRow(Base):
     __tablename__ = "creators"
 
     id: Mapped[str] = mapped_column(String(19), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(CREATOR_NAME_CHARS))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     api_key_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -39,7 +48,7 @@ class CourseRow(Base):
 
     id: Mapped[str] = mapped_column(String(19), primary_key=True)
     creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(COURSE_NAME_CHARS))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -50,8 +59,8 @@ class VideoRow(Base):
     id: Mapped[str] = mapped_column(String(19), primary_key=True)
     creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
     course_id: Mapped[str | None] = mapped_column(ForeignKey("courses.id"), nullable=True)
-    title: Mapped[str] = mapped_column(String(300))
-    original_filename: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    title: Mapped[str] = mapped_column(String(TITLE_CHARS))
+    original_filename: Mapped[str | None] = mapped_column(String(FILENAME_CHARS), nullable=True)
     container: Mapped[str | None] = mapped_column(String(40), nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -91,7 +100,7 @@ class ChatSessionRow(Base):
     course_id: Mapped[str | None] = mapped_column(ForeignKey("courses.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     student_id: Mapped[str | None] = mapped_column(String(19), nullable=True)
-    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    title: Mapped[str | None] = mapped_column(String(CHAT_TITLE_CHARS), nullable=True)
 
 
 class ChatMessageRow(Base):
@@ -135,7 +144,7 @@ class StudentRow(Base):
 
     id: Mapped[str] = mapped_column(String(19), primary_key=True)
     creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"))
-    display_name: Mapped[str] = mapped_column(String(100))
+    display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_CHARS))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     api_key_prefix: Mapped[str] = mapped_column(String(16))
     monthly_cap_usd: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 
 from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.catalog_models import (
+    DISPLAY_NAME_CHARS,
     ChatMessageRow,
     ChatSessionRow,
     CourseRow,
@@ -37,7 +38,6 @@ from chronos_pipeline.lib.errors import (
 
 CREATOR_KEY_PREFIX = "chr_"
 STUDENT_KEY_PREFIX = "chs_"
-MAX_NAME_CHARS = 100
 
 
 def hash_api_key(api_key: str) -> str:
@@ -108,7 +108,8 @@ def _invitation(row: InvitationRow) -> Invitation:
                       _aware(row.created_at))
 
 
-def clean_name(value: str, what: str, limit: int = MAX_NAME_CHARS) -> str:
+def clean_name(value: str, what: str, limit: int = DISPLAY_NAME_CHARS) -> str:
+    """``value`` stripped, if it is not empty, holds no NUL and fits ``limit`` characters."""
     value = (value or "").strip()
     if not value:
         raise ValidationError(f"{what} is empty")

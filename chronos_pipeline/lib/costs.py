@@ -97,11 +97,16 @@ def spent(
     return Decimal(rows[0][0])
 
 
-def total_cost(ledger: Ledger, creator_id: str) -> float:
-    return float(spent(ledger, creator_id))
+@dataclass(frozen=True)
+class MonthToDate:
+    month: str
+    spent_usd: Decimal
+    projected_usd: Decimal
+    days_elapsed: float
+    days_in_month: int
 
 
-def month_to_date(ledger: Ledger, creator_id: str, now: datetime | None = None) -> dict[str, Any]:
+def month_to_date(ledger: Ledger, creator_id: str, now: datetime | None = None) -> MonthToDate:
     """Spend this calendar month and a straight-line projection to its end."""
     now = now or datetime.now(UTC)
     start = month_start(now)
@@ -109,13 +114,13 @@ def month_to_date(ledger: Ledger, creator_id: str, now: datetime | None = None) 
     if so_far is None:
         so_far = spent(ledger, creator_id, since=start, until=now)
     projection = project_month_end(so_far, now)
-    return {
-        "month": start.strftime("%Y-%m"),
-        "spent_usd": float(so_far),
-        "projected_usd": float(projection.projected_usd.quantize(Decimal("0.000001"))),
-        "days_elapsed": round(projection.days_elapsed, 2),
-        "days_in_month": projection.days_in_month,
-    }
+    return MonthToDate(
+        month=start.strftime("%Y-%m"),
+        spent_usd=so_far,
+        projected_usd=projection.projected_usd.quantize(Decimal("0.000001")),
+        days_elapsed=round(projection.days_elapsed, 2),
+        days_in_month=projection.days_in_month,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,14 @@ def new_id(kind: str) -> str:
     return f"{KINDS[kind]}_{secrets.token_hex(8)}"
 
 
+def pattern(kind: str) -> str:
+    """The regular expression an id of ``kind`` matches (as the API schema states it)."""
+    return f"^{KINDS[kind]}_[0-9a-f]{{16}}$"
+
+
 def is_valid(value: str, kind: str) -> bool:
-    return bool(_PATTERN.match(value)) and value.startswith(KINDS[kind] + "_")
+    # fullmatch: with match, "$" would also accept an id followed by a newline.
+    return bool(_PATTERN.fullmatch(value)) and value.startswith(KINDS[kind] + "_")
 
 
 def require(value: str, kind: str) -> str:

@@ -59,8 +59,8 @@ def test_month_to_date_projects_spend_to_the_month_end(ledger: Ledger) -> None:
     _chat(ledger, datetime(2026, 11, 5, tzinfo=UTC))
     summary = costs.month_to_date(ledger, CREATOR, now=datetime(2026, 11, 10, tzinfo=UTC))
     # $5 in 9 days of a 30-day month → $16.67 by the end of it.
-    assert summary["spent_usd"] == 5.0
-    assert summary["projected_usd"] == pytest.approx(5 * 30 / 9, abs=1e-4)
+    assert summary.spent_usd == Decimal(5)
+    assert float(summary.projected_usd) == pytest.approx(5 * 30 / 9, abs=1e-4)
 
 
 def test_reembed_estimate_uses_each_videos_latest_run_and_meets_the_actual(
