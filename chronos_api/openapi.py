@@ -192,3 +192,62 @@ class TranscriptFileOperation(ApiOperation):
         content["application/json"] = OpenAPIMediaType(schema=json_schema)
         self.responses["200"] = OpenAPIResponse(
             description="The transcript in the format asked for.", content=content)
+
+
+OPENAI_ERROR_DESCRIPTIONS = {
+    400: "A malformed request (OpenAI's `invalid_request_error`; elsewhere our 422).",
+    401: "No API key or an unknown one (`invalid_api_key`).",
+    402: "The creator's hard monthly spending limit (or the student's allowance) is reached.",
+    403: "A web-session request without its CSRF token.",
+    404: "No such model for this key (`model_not_found`).",
+    409: "The request does not fit the current state.",
+    503: "The catalog database was busy; retry after `Retry-After` seconds.",
+}
+
+
+def openai_errors(*statuses: int) -> dict[str, Any]:
+    """Handler keywords for ``/v1``: errors in OpenAI's shape, ``{"error": {...}}``."""
+    from chronos_pipeline.lib.openai_wire import ErrorResponse
+
+    return {
+        "responses": {
+            status: ResponseSpec(ErrorResponse, description=OPENAI_ERROR_DESCRIPTIONS[status],
+                                 generate_examples=False)
+            for status in sorted({*statuses, 401, 503})
+        },
+        "operation_class": OpenAIOperation,
+    }
+
+
+@dataclass
+class OpenAIOperation(Operation):
+    """An operation under ``/v1``: its 400 is OpenAI's error object, not Litestar's."""
+
+    def __post_init__(self) -> None:
+        ours = self.responses.get("400") if self.responses else None
+        if self.responses and isinstance(ours, OpenAPIResponse) \
+                and ours.description != OPENAI_ERROR_DESCRIPTIONS[400]:
+            del self.responses["400"]
+
+
+COMPLETION_CHUNKS = """With `"stream": true`: server-sent events without names, each `data:`
+line one `chat.completion.chunk` (role first, then content deltas, the citations, the finish
+reason, a usage chunk when `stream_options.include_usage`), then `data: [DONE]`. Without it,
+one `chat.completion` JSON document."""
+
+
+@dataclass
+class CompletionOperation(OpenAIOperation):
+    """``/v1/chat/completions`` answers JSON, or ``text/event-stream`` when streamed."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        assert self.responses is not None
+        self.responses["200"] = OpenAPIResponse(
+            description=COMPLETION_CHUNKS,
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Reference("#/components/schemas/ChatCompletion")),
+                "text/event-stream": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+            },
+        )

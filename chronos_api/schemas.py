@@ -293,13 +293,14 @@ class UsageOut(msgspec.Struct):
 
 
 class VideoCostOut(msgspec.Struct):
-    """A creator's totals for one video (``(chat)`` for questions) and stage, per unit."""
+    """A creator's totals for one video (``(chat)`` for questions), stage, model and unit."""
 
     creator_id: str
     video_id: str
     stage: str
+    provider: str
+    model: str
     unit: str
-    models: str
     quantity: float
     cost_usd: Usd
     records: int

@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import Stream
 
 from chronos_api.auth import STUDENTS_OPT
+from chronos_api.openapi import CompletionOperation, openai_errors
 from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.answering import Answering
 from chronos_pipeline.lib.catalog_people import Principal
@@ -102,17 +103,19 @@ class OpenAIController(Controller):
         Exception: openai_internal_error,
     }
 
-    @get("/models", sync_to_thread=True, opt=STUDENTS)
+    @get("/models", sync_to_thread=True, opt=STUDENTS, **openai_errors(403))
     def models(self, principal: Principal, services: Services) -> ModelList:
         """Models are courses: ``chronos-all`` and one ``chronos-course-<id>`` per course
         this key may read (a student's enrolled courses only)."""
         return list_models(services.catalog, principal)
 
-    @get("/models/{model_id:str}", sync_to_thread=True, opt=STUDENTS)
+    @get("/models/{model_id:str}", sync_to_thread=True, opt=STUDENTS,
+         **openai_errors(400, 403, 404))
     def model(self, model_id: str, principal: Principal, services: Services) -> Model:
         return get_model(services.catalog, principal, model_id)
 
-    @post("/chat/completions", status_code=200, sync_to_thread=True, opt=STUDENTS)
+    @post("/chat/completions", status_code=200, sync_to_thread=True, opt=STUDENTS,
+          **openai_errors(400, 402, 403, 404, 409) | {"operation_class": CompletionOperation})
     def chat_completions(self, data: ChatCompletionRequest, request: Request[Any, Any, Any],
                          principal: Principal, services: Services
                          ) -> Response[ChatCompletion] | Stream:
