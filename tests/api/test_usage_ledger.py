@@ -52,8 +52,9 @@ def test_usage_is_the_same_before_and_after_compaction_and_month_to_date_is_kept
     _, rows = services.ledger.query(
         "SELECT sum(cost_usd) FROM cost_records WHERE creator_id = ? AND occurred_at >= ?",
         [creator_id, costs.month_start()])
-    assert before["month_to_date"]["spent_usd"] == float(rows[0][0])
-    assert before["total_cost_usd"] == float(rows[0][0]) > 0
+    # Money is an exact decimal string in the API.
+    assert Decimal(before["month_to_date"]["spent_usd"]) == Decimal(rows[0][0])
+    assert Decimal(before["total_cost_usd"]) == Decimal(rows[0][0]) > 0
 
     # The API compacts at start-up too: whichever ran, the ledger ends one file per day.
     report = compact_ledger(services.ledger, grace_s=0)
