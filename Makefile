@@ -35,7 +35,7 @@ lint: install ## ruff
 typecheck: install ## mypy (strict) on the packages
 	$(VENV)/bin/mypy
 
-bench: install ## ingest, retrieval, provider, dashboard and playback benchmarks (30-minute lecture; needs espeak-ng, ffmpeg)
+bench: install ## ingest, retrieval, provider, dashboard, playback and chat-load benchmarks (30-minute lecture; needs espeak-ng, ffmpeg)
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq espeak-ng; }
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 	$(PY) -m benchmarks.ingest
@@ -43,6 +43,7 @@ bench: install ## ingest, retrieval, provider, dashboard and playback benchmarks
 	$(PY) -m benchmarks.providers
 	$(PY) -m benchmarks.dashboard
 	$(PY) -m benchmarks.playback
+	$(PY) -m benchmarks.chat_load
 
 dev: install ## the Dagster UI and daemon on this data directory (http://127.0.0.1:3000)
 	$(CHRONOS) dev

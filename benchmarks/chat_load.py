@@ -18,18 +18,24 @@ billed with a cloud embedder) and embedding time.
 Usage (from the repository root)::
 
     .venv/bin/python -m benchmarks.chat_load [--rounds 3] [--clients 20] [--single 5]
-        [--data-dir READY_DATA_DIR]
+        [--data-dir READY_DATA_DIR] [--also GIT_REV]
 
 Without ``--data-dir`` it ingests ``samples/lecture/lecture.mp4`` first (about a minute).
+``--also`` adds a third server running the code of another revision (``git archive``) on
+its own copy of the library without sentence vectors: e.g. the commit before they were
+stored, to time exactly what answering did then.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -195,6 +201,16 @@ def without_sentence_vectors(source: Path, target: Path) -> None:
             db.open_table(name).drop_columns(list(SENTENCE_COLUMNS))
 
 
+def export_revision(rev: str, target: Path) -> Path:
+    """The repository's files at ``rev``, for a server of that code."""
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", "--format=tar", rev],
+                             check=True, capture_output=True).stdout
+    target.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
 def report(label: str, timings: dict[str, Timings]) -> None:
     print(f"\n{label}")
     print(f"  {'':>11}  {'TTFE P50':>9}  {'TTFE P95':>9}  {'done P50':>9}  {'done P95':>9}  "
@@ -204,13 +220,18 @@ def report(label: str, timings: dict[str, Timings]) -> None:
         print(f"  {name:>11}  {percentile(t.ttfe, .5):>8.3f}s  {percentile(t.ttfe, .95):>8.3f}s"
               f"  {percentile(t.done, .5):>8.3f}s  {percentile(t.done, .95):>8.3f}s  "
               f"{rate:>9.2f}  {t.failures:>8}")
-    base, new = timings[ON_REQUEST], timings[STORED]
-    ratios = [percentile(base.ttfe, .5) / percentile(new.ttfe, .5),
-              percentile(base.ttfe, .95) / percentile(new.ttfe, .95),
-              percentile(base.done, .5) / percentile(new.done, .5),
-              percentile(base.done, .95) / percentile(new.done, .95)]
-    line = "  ".join(f"{r:>8.2f}x" for r in ratios)
-    print(f"  {'on req/stor':>11}  {line}")
+    new = timings[STORED]
+    for name, base in timings.items():
+        if name == STORED:
+            continue
+        ratios = [percentile(base.ttfe, .5) / percentile(new.ttfe, .5),
+                  percentile(base.ttfe, .95) / percentile(new.ttfe, .95),
+                  percentile(base.done, .5) / percentile(new.done, .5),
+                  percentile(base.done, .95) / percentile(new.done, .95)]
+        rate = statistics.mean(new.answers_per_s) / statistics.mean(base.answers_per_s) \
+            if base.answers_per_s else float("nan")
+        line = "  ".join(f"{r:>8.2f}x" for r in ratios)
+        print(f"  {'÷ ' + name:>11}  {line}  {rate:>8.2f}x")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sequential questions per server per round")
     parser.add_argument("--data-dir", type=Path,
                         help="a data directory with a ready lecture (default: ingest the sample)")
+    parser.add_argument("--also", metavar="GIT_REV",
+                        help="also time this revision's server on the library without them")
     args = parser.parse_args(argv)
     questions = [str(q["question"]) for q in
                  json.loads((SAMPLE_DIR / "questions.json").read_text(encoding="utf-8"))]
@@ -237,22 +260,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline_dir = Path(tmp) / "on_request"
         without_sentence_vectors(stored_dir, baseline_dir)
 
+        servers: list[tuple[str, Path, dict[str, str]]] = [
+            (STORED, stored_dir, {}), (ON_REQUEST, baseline_dir, {})]
+        if args.also:
+            source = export_revision(args.also, Path(tmp) / "revision")
+            revision_dir = Path(tmp) / "revision_data"
+            without_sentence_vectors(stored_dir, revision_dir)
+            servers.append((args.also[:10], revision_dir, {"PYTHONPATH": str(source)}))
         bases: dict[str, str] = {}
-        for name, data_dir in ((STORED, stored_dir), (ON_REQUEST, baseline_dir)):
+        for name, data_dir, env in servers:
             port = free_port()
             bases[name] = f"http://127.0.0.1:{port}"
             command = [sys.executable, "-m", "chronos_pipeline.cli", "serve", "--no-pipeline",
                        "--port", str(port)]
-            stack.enter_context(running(command, {"CHRONOS_DATA_DIR": str(data_dir)},
+            stack.enter_context(running(command, {"CHRONOS_DATA_DIR": str(data_dir), **env},
                                         f"{bases[name]}/health"))
         for base in bases.values():  # load the model, open the table
             sequential(base, key, questions[:2], Timings())
 
-        single = {STORED: Timings(), ON_REQUEST: Timings()}
-        crowd = {STORED: Timings(), ON_REQUEST: Timings()}
+        single = {name: Timings() for name in bases}
+        crowd = {name: Timings() for name in bases}
         asked = [questions[i % len(questions)] for i in range(args.clients)]
         for round_ in range(args.rounds):
-            order = [STORED, ON_REQUEST] if round_ % 2 == 0 else [ON_REQUEST, STORED]
+            order = list(bases) if round_ % 2 == 0 else list(reversed(bases))
             for name in order:
                 picked = [questions[(round_ * args.single + i) % len(questions)]
                           for i in range(args.single)]
@@ -261,8 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 concurrent(bases[name], key, asked, crowd[name])
             print(f"round {round_ + 1}/{args.rounds} done")
 
-    print(f"\nchat on the sample lecture, {args.rounds} rounds, both servers in this run "
-          f"(ratios: on request / stored, > 1 means stored is faster)")
+    print(f"\nchat on the sample lecture, {args.rounds} rounds, all servers in this run "
+          "(÷ rows: that server's times over stored's, > 1 means stored is faster; "
+          "last column: stored's answers/s over that server's)")
     report(f"1 client ({args.rounds * args.single} questions each)", single)
     report(f"{args.clients} concurrent clients ({args.rounds * args.clients} questions each)",
            crowd)
