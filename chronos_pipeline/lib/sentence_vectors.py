@@ -7,10 +7,13 @@ process-wide lock; the embeddings step now embeds them with the chunks and store
 the chunk's row (``sentence_vectors``, ``window_vectors`` in ``vectors.py``).
 
 Cost: these are embed-stage tokens like the chunk vectors (the local model records them at
-$0; a cloud embedder bills them). Each distinct sentence and each distinct window of a
-video is embedded once, however many overlapping chunks hold it, so the extra tokens are
-about twice the transcript's (every sentence once on its own, once in its window): on the
-sample lecture 2.2 times the chunk tokens (``benchmarks/chat_load.py`` prints the factor).
+$0 with its real token counts; a cloud embedder bills them). Each distinct sentence and
+window of a video is embedded once, however many overlapping chunks hold it, but every
+sentence is read three times (alone, and in its own and the next sentence's window) plus
+each text's special tokens: on the sample lecture 1,766 tokens beside the chunks' 700, so
+precomputing multiplies a video's embed tokens by about 3.5 (``benchmarks/chat_load.py``
+prints the factor). The embeddings step makes them only when the chat model is the
+extractive one, which alone reads them.
 """
 
 from __future__ import annotations
