@@ -35,7 +35,7 @@ lint: install ## ruff
 typecheck: install ## mypy (strict) on the packages
 	$(VENV)/bin/mypy
 
-bench: install ## ingest, retrieval, provider, dashboard, ledger-scale and playback benchmarks (30-minute lecture; needs espeak-ng, ffmpeg)
+bench: install ## every benchmark: ingest, retrieval, providers, dashboard, ledger scale, playback, pages, chat load (30-minute lecture; needs espeak-ng, ffmpeg)
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq espeak-ng; }
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 	$(PY) -m benchmarks.ingest
@@ -45,6 +45,7 @@ bench: install ## ingest, retrieval, provider, dashboard, ledger-scale and playb
 	$(PY) -m benchmarks.ledger_scale
 	$(PY) -m benchmarks.playback
 	$(PY) -m benchmarks.pages
+	$(PY) -m benchmarks.chat_load
 
 dev: install ## the Dagster UI and daemon on this data directory (http://127.0.0.1:3000)
 	$(CHRONOS) dev

@@ -4,7 +4,8 @@ For each chunk size (target/overlap words) the transcript is chunked with
 ``chunk_transcript``, the chunks are embedded with the local embedder into a temporary
 LanceDB through ``VectorStore``, and every sample question is asked the way ``Answering``
 asks it: embed the question, search the top-``k`` chunks, hand them to the
-``ExtractiveChatModel``. Reported per chunk size:
+``ExtractiveChatModel`` (with the sentence vectors stored as the embeddings step stores
+them, and the question's vector from the search). Reported per chunk size:
 
 - chunk hit@1 / hit@3: the answering moment lies within a top-1 / top-3 chunk's
   ``[start - slack, end + slack]``;
@@ -48,6 +49,7 @@ from chronos_pipeline.lib.chunking import chunk_transcript
 from chronos_pipeline.lib.providers.base import Cited, Passage
 from chronos_pipeline.lib.providers.extractive_chat import ExtractiveChatModel
 from chronos_pipeline.lib.providers.local_embedder import LocalEmbedder
+from chronos_pipeline.lib.sentence_vectors import SentenceEmbedding
 from chronos_pipeline.lib.transcripts import Transcript
 from chronos_pipeline.lib.vectors import VectorStore
 
@@ -148,9 +150,11 @@ def run_size(
         chunks = chunk_transcript(lecture, target_words=target_words,
                                   overlap_words=overlap_words)
         vectors, _ = embedder.embed([c.text for c in chunks])
+        # As the embeddings step stores them: the answerer scores these, embedding nothing.
+        sentence_vectors, _ = SentenceEmbedding(embedder).vectors(chunks)
         stored_id = ids.new_id("video")
         store.replace_video(creator_id=creator_id, video_id=stored_id, course_id=None,
-                            chunks=chunks, vectors=vectors)
+                            chunks=chunks, vectors=vectors, sentence_vectors=sentence_vectors)
         if number == 0:
             video_id = stored_id
             chunk_count = len(chunks)
@@ -166,10 +170,10 @@ def run_size(
         spans = [Span(h.video_id, h.start_s, h.end_s) for h in hits]
         chunk_hit1 += hit_at(spans, video_id, moment, 1, slack)
         chunk_hit3 += hit_at(spans, video_id, moment, 3, slack)
-        passages = [Passage(h.video_id, TITLE, h.start_s, h.end_s, h.text, h.score, h.sentences)
-                    for h in hits]
+        passages = [Passage(h.video_id, TITLE, h.start_s, h.end_s, h.text, h.score, h.sentences,
+                            h.vectors) for h in hits]
         cited: list[Passage] = []
-        for event in answerer.answer(q.question, passages):
+        for event in answerer.answer(q.question, passages, query_vector=query[0]):
             if isinstance(event, Cited):
                 cited = event.passages
         refs = [Span(p.video_id, p.start_s, p.end_s) for p in cited]

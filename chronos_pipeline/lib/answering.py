@@ -1,7 +1,8 @@
 """Answering a student's question from a creator's lectures, with cited moments and costs.
 
-question → local query embedding → LanceDB search scoped to the creator (and course) →
-passages with titles → chat model → streamed text, references, usage → ledger + history.
+question → query embedding (once: the extractive answerer reuses it) → LanceDB search scoped
+to the creator (and course), with the chunks' stored sentence vectors → passages with titles →
+chat model → streamed text, references, usage → ledger + history.
 """
 
 from __future__ import annotations
@@ -181,13 +182,13 @@ class Answering:
         titles = self.catalog.titles(sorted({h.video_id for h in hits}))
         passages = [
             Passage(h.video_id, titles.get(h.video_id, h.video_id), h.start_s, h.end_s, h.text,
-                    h.score, h.sentences)
+                    h.score, h.sentences, h.vectors)
             for h in hits
         ]
 
         text: list[str] = []
         references: list[Reference] = []
-        for event in self.chat_model.answer(question, passages):
+        for event in self.chat_model.answer(question, passages, query_vector=query[0]):
             if isinstance(event, TextDelta):
                 text.append(event.text)
                 yield AnswerDelta(event.text)

@@ -22,7 +22,8 @@ from chronos_pipeline.lib.errors import (
 )
 from chronos_pipeline.lib.ledger import CostSummary, Usage
 from chronos_pipeline.lib.media import probe, thumbnail_jpeg
-from chronos_pipeline.lib.providers.base import ProgressCallback
+from chronos_pipeline.lib.providers.base import ProgressCallback, SentenceVectors
+from chronos_pipeline.lib.sentence_vectors import SentenceEmbedding
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.transcripts import Transcript
 
@@ -205,14 +206,26 @@ def embed_video(
     embedder = services.embedder
     result = StepResult()
     batches = []
+    # The extractive answerer's sentence vectors, made here so that answering does not;
+    # another chat model never reads them, so with one they are not paid for.
+    sentence_embedding = (SentenceEmbedding(embedder)
+                          if services.settings.chat_model == "local" else None)
+    sentence_vectors: list[SentenceVectors] = []
     persist = ProgressWriter(services, video_id, every_s=0.0)  # a batch is seconds of work
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
         services.budgets.enforce(video.creator_id)
         vectors, usage = embedder.embed([c.text for c in batch])
-        result.costs.add(services.ledger.record(
-            usage, creator_id=video.creator_id, stage="embed", video_id=video_id, run_id=run_id
-        ))
+        usages = [usage]
+        if sentence_embedding is not None:
+            made, sentence_usages = sentence_embedding.vectors(batch)
+            sentence_vectors.extend(made)
+            usages.extend(sentence_usages)
+        for spent in usages:
+            result.costs.add(services.ledger.record(
+                spent, creator_id=video.creator_id, stage="embed", video_id=video_id,
+                run_id=run_id,
+            ))
         batches.append(vectors)
         persist(min(start + EMBED_BATCH, len(chunks)), len(chunks))
         if log is not None:
@@ -221,6 +234,7 @@ def embed_video(
     stored = services.vectors.replace_video(
         creator_id=video.creator_id, video_id=video_id, course_id=video.course_id,
         chunks=chunks, vectors=vectors,
+        sentence_vectors=sentence_vectors if sentence_embedding is not None else None,
     )
     services.budgets.record_alerts(video.creator_id)
     services.catalog.set_status(video_id, VideoStatus.READY)
@@ -229,6 +243,7 @@ def embed_video(
         "dimension": embedder.dimension,
         "vectors": stored,
         "table": services.vectors.name,
+        "sentence_vectors": sum(len(v.sentences) + len(v.windows) for v in sentence_vectors),
     }
     return result
 

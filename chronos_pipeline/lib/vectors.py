@@ -4,6 +4,10 @@ Writes replace one video's rows atomically (``merge_insert`` keyed by video and 
 deleting the video's stale rows), so re-running a partition never duplicates vectors.
 Searches are always filtered to one creator (and optionally one course); the filter is
 built only from ids that have passed ``ids.require``.
+
+Each row also holds its sentences' vectors and their windows' (``sentence_vectors.py``),
+which the extractive answerer scores. A table made before those columns existed gets them
+(empty) on its next write; rows without them are scored by embedding on the request path.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,9 @@ import pyarrow as pa
 from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.chunking import Chunk
 from chronos_pipeline.lib.errors import ConfigurationError, StorageBusy
+from chronos_pipeline.lib.providers.base import SentenceVectors
+
+SENTENCE_COLUMNS = ("sentence_vectors", "window_vectors")
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class Hit:
     text: str
     sentences: list[tuple[float, float, str]]
     score: float
+    vectors: SentenceVectors | None = field(default=None, compare=False, repr=False)
 
 
 def table_name(model_id: str) -> str:
@@ -86,7 +94,33 @@ def move_everywhere(directory: Path, video_id: str, course_id: str | None) -> in
     return moved
 
 
-def _schema(dimension: int) -> pa.Schema:
+def _vector_list(dimension: int) -> pa.DataType:
+    return pa.list_(pa.list_(pa.float32(), dimension))
+
+
+def _sentence_fields(dimension: int) -> list[pa.Field]:
+    return [pa.field(name, _vector_list(dimension)) for name in SENTENCE_COLUMNS]
+
+
+def _vector_lists(arrays: Sequence[np.ndarray], dimension: int) -> pa.Array:
+    """A list of vectors per row, from one (n, dimension) array per row."""
+    offsets = np.cumsum([0, *(len(a) for a in arrays)], dtype=np.int32)
+    flat = (np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1) for a in arrays])
+            if arrays else np.zeros(0, dtype=np.float32))
+    values = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dimension)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values,
+                                    type=_vector_list(dimension))
+
+
+def _row_vectors(column: pa.ChunkedArray, row: int, dimension: int) -> np.ndarray | None:
+    item = column[row]
+    if not item.is_valid:
+        return None
+    values = item.values.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32).reshape(-1, dimension)
+
+
+def table_schema(dimension: int) -> pa.Schema:
     return pa.schema(
         [
             ("video_id", pa.string()),
@@ -100,6 +134,7 @@ def _schema(dimension: int) -> pa.Schema:
             ("embedding_model", pa.string()),
             ("embedding_dim", pa.int32()),
             ("vector", pa.list_(pa.float32(), dimension)),
+            *_sentence_fields(dimension),
         ]
     )
 
@@ -121,10 +156,18 @@ class VectorStore:
                     f"table {self.name} holds {stored}-dim vectors, model {self.model_id} "
                     f"gives {self.dimension}"
                 )
-            return table
+            return self._with_sentence_columns(table) if create else table
         if not create:
             return None
-        table = self._db.create_table(self.name, schema=_schema(self.dimension), exist_ok=True)
+        table = self._db.create_table(self.name, schema=table_schema(self.dimension), exist_ok=True)
+        return table
+
+    def _with_sentence_columns(self, table: Any) -> Any:
+        """An older table gains the sentence-vector columns, empty for its existing rows."""
+        names = set(table.schema.names)
+        missing = [f for f in _sentence_fields(self.dimension) if f.name not in names]
+        if missing:
+            table.add_columns(missing)
         return table
 
     def replace_video(
@@ -135,12 +178,26 @@ class VectorStore:
         course_id: str | None,
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
+        sentence_vectors: Sequence[SentenceVectors] | None = None,
     ) -> int:
-        """Make the table hold exactly ``chunks`` for this video; returns the row count."""
+        """Make the table hold exactly ``chunks`` for this video; returns the row count.
+
+        ``sentence_vectors`` (one per chunk) are stored for the extractive answerer; without
+        them the rows' sentence columns stay empty."""
         ids.require(creator_id, "creator")
         ids.require(video_id, "video")
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
+        if sentence_vectors is not None:
+            if len(sentence_vectors) != len(chunks):
+                raise ValueError("one set of sentence vectors per chunk")
+            if not all(v.fits(len(c.sentences))
+                       for v, c in zip(sentence_vectors, chunks, strict=True)):
+                raise ValueError("one sentence vector per sentence, one window per later one")
+            sentences = _vector_lists([v.sentences for v in sentence_vectors], self.dimension)
+            windows = _vector_lists([v.windows for v in sentence_vectors], self.dimension)
+        else:
+            sentences = windows = pa.nulls(len(chunks), _vector_list(self.dimension))
         rows = pa.table(
             {
                 "video_id": [video_id] * len(chunks),
@@ -157,8 +214,10 @@ class VectorStore:
                 "vector": pa.FixedSizeListArray.from_arrays(
                     pa.array(np.asarray(vectors, dtype=np.float32).reshape(-1)), self.dimension
                 ),
+                "sentence_vectors": sentences,
+                "window_vectors": windows,
             },
-            schema=_schema(self.dimension),
+            schema=table_schema(self.dimension),
         )
         table = self._table(create=True)
         try:
@@ -206,17 +265,29 @@ class VectorStore:
         table = self._table()
         if table is None:
             return []
+        # A table from before sentence vectors has no such columns: its hits carry none.
+        stored = all(name in table.schema.names for name in SENTENCE_COLUMNS)
+        columns = ["video_id", "chunk_index", "start_s", "end_s", "text", "sentences",
+                   *(SENTENCE_COLUMNS if stored else ()), "_distance"]
         results = (
-            table.search(np.asarray(vector, dtype=np.float32).reshape(-1))
+            table.search(np.asarray(vector, dtype=np.float32).reshape(-1),
+                         vector_column_name="vector")
             .distance_type("cosine")
             .where(where, prefilter=True)
-            .select(["video_id", "chunk_index", "start_s", "end_s", "text", "sentences",
-                     "_distance"])
+            .select(columns)
             .limit(k)
-            .to_list()
+            .to_arrow()
         )
-        return [
-            Hit(
+        rows = results.select([c for c in columns if c not in SENTENCE_COLUMNS]).to_pylist()
+        hits = []
+        for n, r in enumerate(rows):
+            vectors = None
+            if stored:
+                sentences = _row_vectors(results["sentence_vectors"], n, self.dimension)
+                windows = _row_vectors(results["window_vectors"], n, self.dimension)
+                if sentences is not None and windows is not None:
+                    vectors = SentenceVectors(sentences, windows)
+            hits.append(Hit(
                 video_id=r["video_id"],
                 chunk_index=int(r["chunk_index"]),
                 start_s=float(r["start_s"]),
@@ -224,6 +295,6 @@ class VectorStore:
                 text=r["text"],
                 sentences=[(float(a), float(b), str(t)) for a, b, t in json.loads(r["sentences"])],
                 score=round(1.0 - float(r["_distance"]), 4),
-            )
-            for r in results
-        ]
+                vectors=vectors,
+            ))
+        return hits

@@ -33,3 +33,11 @@ def test_concurrent_embedding_and_token_counting_give_the_sequential_answers() -
         np.testing.assert_allclose(vectors, expected, atol=1e-5)
         assert tokens == usage.quantities["input_token"]
         assert counts == expected_counts
+
+
+def test_a_question_embedded_alone_matches_its_vector_in_an_ingest_sized_batch() -> None:
+    embedder = LocalEmbedder()
+    batch = [f"{text} ({i})" for i in range(5) for text in TEXTS]
+    alone = np.concatenate([embedder.embed([text])[0] for text in batch[:4]])
+    together, _ = embedder.embed(batch)
+    np.testing.assert_allclose(alone, together[:4], atol=1e-5)

@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+import numpy as np
 
 from chronos_pipeline.lib.errors import ProviderUnavailable
 from chronos_pipeline.lib.ledger import Usage
@@ -67,7 +68,10 @@ class AnthropicChatModel(ChatModel):
             ]}],
         }
 
-    def answer(self, question: str, passages: Sequence[Passage]) -> Iterator[ChatEvent]:
+    def answer(
+        self, question: str, passages: Sequence[Passage], *,
+        query_vector: np.ndarray | None = None,
+    ) -> Iterator[ChatEvent]:
         text: list[str] = []
         started: dict[str, float] = {}
         stopped = False

@@ -50,6 +50,19 @@ class Embedder(ABC):
         """Tokens the model would see for ``text`` (before truncation)."""
 
 
+@dataclass(frozen=True, eq=False)
+class SentenceVectors:
+    """One chunk's vectors: a row per sentence, and a row per sentence but the first for
+    its window (``windows[i - 1]`` belongs to sentence ``i``)."""
+
+    sentences: np.ndarray
+    windows: np.ndarray
+
+    def fits(self, sentence_count: int) -> bool:
+        return (sentence_count > 0 and len(self.sentences) == sentence_count
+                and len(self.windows) == sentence_count - 1)
+
+
 @dataclass(frozen=True)
 class Passage:
     """A piece of a lecture offered to, or quoted by, a chat model."""
@@ -61,6 +74,9 @@ class Passage:
     text: str
     score: float
     sentences: list[tuple[float, float, str]] = field(default_factory=list)
+    # Stored at ingest for the extractive answerer (``sentence_vectors.py``); None for rows
+    # written before they were, and for passages that do not come from the vector store.
+    vectors: SentenceVectors | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -88,5 +104,11 @@ class ChatModel(ABC):
     model_id: str
 
     @abstractmethod
-    def answer(self, question: str, passages: Sequence[Passage]) -> Iterator[ChatEvent]:
-        """Stream an answer from ``passages``: text deltas, what it cites, then usage."""
+    def answer(
+        self, question: str, passages: Sequence[Passage], *,
+        query_vector: np.ndarray | None = None,
+    ) -> Iterator[ChatEvent]:
+        """Stream an answer from ``passages``: text deltas, what it cites, then usage.
+
+        ``query_vector`` is the question's embedding the search already made, for a model
+        that can use it (the extractive answerer); others ignore it."""

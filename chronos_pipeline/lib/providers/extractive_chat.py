@@ -2,6 +2,9 @@
 
 It does not generate: it ranks the sentences of the retrieved chunks against the question
 (with the same local embedder) and quotes the best few, each with its ``[mm:ss]`` time.
+The sentences' vectors are computed at ingest and come back with the chunks
+(``sentence_vectors.py``), so answering costs the question's embedding, which the search
+already made, and a little numpy; chunks stored without them are embedded here.
 When nothing is close enough it says so instead of quoting noise.
 
 A sentence is scored on its own and together with the sentence spoken just before it: in
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +38,7 @@ from chronos_pipeline.lib.providers.base import (
     Passage,
     TextDelta,
 )
+from chronos_pipeline.lib.sentence_vectors import window_text
 from chronos_pipeline.lib.timefmt import timestamp
 
 MODEL_ID = "chronos-extractive-v1"
@@ -61,22 +66,53 @@ def _same_remark(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a & b) / len(a | b) >= DUPLICATE_OVERLAP
 
 
-def _candidates(passages: Sequence[Passage]) -> list[tuple[Passage, str]]:
+@dataclass(frozen=True)
+class _Candidate:
+    passage: Passage  # the sentence, with the score of the best chunk holding it
+    before: str  # the sentence spoken just before it, if a retrieved chunk holds that
+    at: tuple[int, int]  # (passage, sentence) it was taken from
+    window_at: tuple[int, int] | None  # (passage, sentence) whose window it uses
+
+
+def _candidates(passages: Sequence[Passage]) -> list[_Candidate]:
     """Every sentence once (from the best chunk holding it), with the sentence before it."""
     order: list[tuple[str, float]] = []
-    found: dict[tuple[str, float], Passage] = {}
-    before: dict[tuple[str, float], str] = {}
-    for passage in passages:
+    found: dict[tuple[str, float], tuple[Passage, tuple[int, int]]] = {}
+    before: dict[tuple[str, float], tuple[str, tuple[int, int]]] = {}
+    for p, passage in enumerate(passages):
         sentences = passage.sentences or [(passage.start_s, passage.end_s, passage.text)]
         for i, (start, end, text) in enumerate(sentences):
             key = (passage.video_id, start)
             if key not in found:  # overlapping chunks repeat sentences
                 order.append(key)
-                found[key] = Passage(passage.video_id, passage.title, start, end, text,
-                                     passage.score)
+                found[key] = (Passage(passage.video_id, passage.title, start, end, text,
+                                      passage.score), (p, i))
             if i > 0 and key not in before:  # a chunk's first sentence may be another's
-                before[key] = sentences[i - 1][2]
-    return [(found[key], before.get(key, "")) for key in order]
+                before[key] = (sentences[i - 1][2], (p, i))
+    candidates = []
+    for key in order:
+        sentence, at = found[key]
+        text, window_at = before.get(key, ("", None))
+        candidates.append(_Candidate(sentence, text, at, window_at))
+    return candidates
+
+
+def _stored(
+    passages: Sequence[Passage], candidates: Sequence[_Candidate]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The candidates' sentence and window vectors from the chunks' stored ones, or None
+    when a passage has none (a row stored before they were)."""
+    stored = [p.vectors for p in passages]
+    if any(v is None or not v.fits(len(p.sentences))
+           for v, p in zip(stored, passages, strict=True)):
+        return None
+    vectors = [v for v in stored if v is not None]
+    sentence = np.stack([vectors[p].sentences[i] for p, i in (c.at for c in candidates)])
+    windows = [vectors[c.window_at[0]].windows[c.window_at[1] - 1]
+               for c in candidates if c.window_at is not None]
+    window = (np.stack(windows) if windows
+              else np.zeros((0, sentence.shape[1]), dtype=sentence.dtype))
+    return sentence, window
 
 
 class ExtractiveChatModel(ChatModel):
@@ -88,36 +124,53 @@ class ExtractiveChatModel(ChatModel):
         self.quotes = quotes
 
     def _score(
-        self, question: str, passages: Sequence[Passage]
+        self, question: str, passages: Sequence[Passage], query_vector: np.ndarray | None = None
     ) -> tuple[list[tuple[Passage, float]], Usage]:
-        """Each sentence with its ranking score (in the passage) and its relevance, best first."""
+        """Each sentence with its ranking score (in the passage) and its relevance, best first.
+
+        With the question's vector and the chunks' stored sentence vectors this is numpy
+        alone; otherwise the sentences and windows are embedded here, on the request path
+        (rows stored before sentence vectors were)."""
+        none = Usage(self.embedder.provider, self.embedder.model_id, {"input_token": 0})
         candidates = _candidates(passages)
         if not candidates:
-            return [], Usage(self.embedder.provider, self.embedder.model_id, {"input_token": 0})
-        texts = [c.text for c, _ in candidates]
+            return [], none
+        texts = [c.passage.text for c in candidates]
         # Only sentences whose predecessor is at hand get a second embedding.
-        windowed = [i for i, (_, before) in enumerate(candidates) if before]
-        windows = [f"{candidates[i][1]} {texts[i]}" for i in windowed]
-        vectors, usage = self.embedder.embed([question, *texts, *windows])
-        similarities = np.asarray(vectors[1:] @ vectors[0], dtype=np.float64)
-        sentence = similarities[: len(texts)]
+        windowed = [i for i, c in enumerate(candidates) if c.before]
+        stored = _stored(passages, candidates) if query_vector is not None else None
+        if query_vector is not None and stored is not None:
+            sentence_vectors, window_vectors = stored
+            query, usage = np.asarray(query_vector, dtype=np.float32).reshape(-1), none
+        else:
+            windows = [window_text(candidates[i].before, texts[i]) for i in windowed]
+            asked = [question] if query_vector is None else []
+            vectors, usage = self.embedder.embed([*asked, *texts, *windows])
+            query = (vectors[0] if query_vector is None
+                     else np.asarray(query_vector, dtype=np.float32).reshape(-1))
+            sentence_vectors = vectors[len(asked) : len(asked) + len(texts)]
+            window_vectors = vectors[len(asked) + len(texts) :]
+        sentence = np.asarray(sentence_vectors @ query, dtype=np.float64)
         context = sentence.copy()
-        context[windowed] = similarities[len(texts) :]
-        chunk = np.array([c.score for c, _ in candidates], dtype=np.float64)
+        context[windowed] = np.asarray(window_vectors @ query, dtype=np.float64)
+        chunk = np.array([c.passage.score for c in candidates], dtype=np.float64)
         relevance = SENTENCE_WEIGHT * sentence + (1 - SENTENCE_WEIGHT) * chunk
         rank = (SENTENCE_WEIGHT * ((1 - CONTEXT_SHARE) * sentence + CONTEXT_SHARE * context)
                 + (1 - SENTENCE_WEIGHT) * chunk)
         scored = [
             (Passage(c.video_id, c.title, c.start_s, c.end_s, c.text, round(float(r), 4)),
              float(rel))
-            for (c, _), r, rel in zip(candidates, rank, relevance, strict=True)
+            for c, r, rel in zip((c.passage for c in candidates), rank, relevance, strict=True)
         ]
         scored.sort(key=lambda item: item[0].score, reverse=True)
         return scored, usage
 
-    def rank(self, question: str, passages: Sequence[Passage]) -> tuple[list[Passage], Usage]:
+    def rank(
+        self, question: str, passages: Sequence[Passage], *,
+        query_vector: np.ndarray | None = None,
+    ) -> tuple[list[Passage], Usage]:
         """Every sentence of ``passages`` as a passage of its own, best first."""
-        scored, usage = self._score(question, passages)
+        scored, usage = self._score(question, passages, query_vector)
         return [passage for passage, _ in scored], usage
 
     def _choose(self, scored: Sequence[tuple[Passage, float]]) -> list[Passage]:
@@ -134,8 +187,11 @@ class ExtractiveChatModel(ChatModel):
             seen.append(words)
         return chosen
 
-    def answer(self, question: str, passages: Sequence[Passage]) -> Iterator[ChatEvent]:
-        scored, rank_usage = self._score(question, passages)
+    def answer(
+        self, question: str, passages: Sequence[Passage], *,
+        query_vector: np.ndarray | None = None,
+    ) -> Iterator[ChatEvent]:
+        scored, rank_usage = self._score(question, passages, query_vector)
         chosen = self._choose(scored)
         if not chosen:
             text = (

@@ -22,6 +22,12 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # fast tokenizer is not thread-safe — counting tokens while another thread encodes broke
 # batches ("Unable to create tensor … expected sequence of length 68 (got 51)").
 _MODEL_LOCK = threading.Lock()
+# Calls this small (a question; the answerer's fallback ranking is larger) run on one torch
+# thread. With two OpenMP threads on two cores that the API's own request threads (or
+# anything else) also want, the threads wait on each other: a question took 200–950 ms
+# with two threads against 13–22 ms with one on a loaded 2-core machine (60 sentences:
+# 2–5 s against 0.35–0.5 s). Batches at ingest keep ``threads``.
+SMALL_CALL_TEXTS = 8
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +70,12 @@ class LocalEmbedder(Embedder):
                 self.provider, self.model_id, {"input_token": 0}
             )
         model = self._model
+        import torch
+
+        threads = 1 if len(texts) <= SMALL_CALL_TEXTS else self.threads
         with _MODEL_LOCK:
+            if torch.get_num_threads() != threads:  # process-wide, hence under the lock
+                torch.set_num_threads(threads)
             vectors = model.encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                 convert_to_numpy=True, show_progress_bar=False,

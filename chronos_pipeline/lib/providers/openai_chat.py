@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx2
+import numpy as np
 import openai
 
 from chronos_pipeline.lib.errors import ProviderUnavailable
@@ -64,7 +65,10 @@ class OpenAICompatibleChatModel(ChatModel):
                      {"input_token": _estimate(prompt), "output_token": _estimate(answer)},
                      estimated=True)
 
-    def answer(self, question: str, passages: Sequence[Passage]) -> Iterator[ChatEvent]:
+    def answer(
+        self, question: str, passages: Sequence[Passage], *,
+        query_vector: np.ndarray | None = None,
+    ) -> Iterator[ChatEvent]:
         request = self.request(question, passages)
         text: list[str] = []
         usage: Any = None
