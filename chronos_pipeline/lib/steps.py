@@ -1,8 +1,10 @@
 """The pipeline's four steps as plain functions: probe, transcribe, chunk, embed.
 
 The Dagster assets are thin wrappers over these. Each step moves the video's status
-forward, records every provider call on the ledger the moment it returns, and writes its
-product to storage under the video's folder.
+forward, reserves its expected cost against the creator's hard limit before its first
+provider request (refused: ``BudgetExceededError``, terminal), records every provider call
+on the ledger the moment it returns, and writes its product to storage under the video's
+folder.
 """
 
 from __future__ import annotations
@@ -117,8 +119,12 @@ def transcribe_video(
             on_progress(earlier.duration_s, earlier.duration_s)
         transcript = earlier
     else:
-        services.budgets.enforce(video.creator_id)
         source = services.storage.require_source(video.creator_id, video_id)
+        # Refused before any request when the whole audio would pass the hard limit.
+        reservation = services.budgets.reserve(
+            video.creator_id, [transcriber.expected_usage(video.duration_s or
+                                                          probe(source).duration_s)],
+            stage="transcribe", ref=video_id)
         persist = ProgressWriter(services, video_id)
 
         def progress(done: float, total: float) -> None:
@@ -132,8 +138,9 @@ def transcribe_video(
                 run_id=run_id,
             ))
 
-        transcript, _total = transcriber.transcribe(source, on_progress=progress,
-                                                    on_usage=record)
+        with reservation:
+            transcript, _total = transcriber.transcribe(source, on_progress=progress,
+                                                        on_usage=record)
         services.budgets.record_alerts(video.creator_id)
     if not transcript.segments:
         raise NoSpeechError(
@@ -206,17 +213,20 @@ def embed_video(
     result = StepResult()
     batches = []
     persist = ProgressWriter(services, video_id, every_s=0.0)  # a batch is seconds of work
-    for start in range(0, len(chunks), EMBED_BATCH):
-        batch = chunks[start : start + EMBED_BATCH]
-        services.budgets.enforce(video.creator_id)
-        vectors, usage = embedder.embed([c.text for c in batch])
-        result.costs.add(services.ledger.record(
-            usage, creator_id=video.creator_id, stage="embed", video_id=video_id, run_id=run_id
-        ))
-        batches.append(vectors)
-        persist(min(start + EMBED_BATCH, len(chunks)), len(chunks))
-        if log is not None:
-            log(f"embedded {min(start + EMBED_BATCH, len(chunks))}/{len(chunks)} chunks")
+    # All batches are held at once: a step refused halfway would lose the batches paid for.
+    with services.budgets.reserve(video.creator_id,
+                                  [embedder.expected_usage([c.text for c in chunks])],
+                                  stage="embed", ref=video_id):
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[start : start + EMBED_BATCH]
+            vectors, usage = embedder.embed([c.text for c in batch])
+            result.costs.add(services.ledger.record(
+                usage, creator_id=video.creator_id, stage="embed", video_id=video_id,
+                run_id=run_id))
+            batches.append(vectors)
+            persist(min(start + EMBED_BATCH, len(chunks)), len(chunks))
+            if log is not None:
+                log(f"embedded {min(start + EMBED_BATCH, len(chunks))}/{len(chunks)} chunks")
     vectors = np.concatenate(batches) if batches else np.zeros((0, embedder.dimension))
     stored = services.vectors.replace_video(
         creator_id=video.creator_id, video_id=video_id, course_id=video.course_id,
