@@ -43,6 +43,7 @@ bench: install ## ingest, retrieval, provider, dashboard, ledger-scale and playb
 	$(PY) -m benchmarks.providers
 	$(PY) -m benchmarks.dashboard
 	$(PY) -m benchmarks.ledger_scale
+	$(PY) -m benchmarks.spend_reservations
 	$(PY) -m benchmarks.playback
 	$(PY) -m benchmarks.pages
 

@@ -17,6 +17,7 @@ from chronos_api.app import create_app
 from chronos_pipeline.instance import open_instance
 from chronos_pipeline.lib.budgets import Budgets, expected_cost
 from chronos_pipeline.lib.catalog import Catalog, VideoStatus
+from chronos_pipeline.lib.dashboard import DashboardFilters, build_dashboard
 from chronos_pipeline.lib.errors import BudgetExceededError
 from chronos_pipeline.lib.ledger import Ledger, Usage
 from chronos_pipeline.lib.ledger_totals import LedgerTotals
@@ -144,6 +145,21 @@ def test_a_students_question_is_held_against_their_cap_before_any_request(
     assert response.status_code == 402
     assert "$" not in response.json()["detail"]
     assert server.requests == []
+
+
+def test_what_a_step_in_flight_holds_shows_on_the_budget_and_dashboard_until_it_settles(
+    services: Services, creator: tuple[str, str],
+) -> None:
+    creator_id = creator[0]
+    services.catalog.set_budget(creator_id, Decimal("1"))
+    step = [Usage("openai", "text-embedding-3-small", {"input_token": 100_000})]  # $0.002
+    with services.budgets.reserve(creator_id, step, stage="embed", ref="vd_0000000000000001"):
+        assert services.budgets.status(creator_id).to_json()["reserved_usd"] == "0.002"
+        board = build_dashboard(services.ledger, services.catalog, creator_id,
+                                DashboardFilters())
+        assert board.month.reserved_usd == Decimal("0.002")
+        assert board.month.spent_usd == 0
+    assert services.budgets.status(creator_id).reserved_usd == 0
 
 
 def _catalog_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
