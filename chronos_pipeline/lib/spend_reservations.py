@@ -44,8 +44,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from chronos_pipeline.lib.catalog_models import LedgerTotalRow, SpendReservationRow
+from chronos_pipeline.lib.errors import StorageBusy
 
 HOLDS: Table = SpendReservationRow.__table__  # type: ignore[assignment]
 TOTALS: Table = LedgerTotalRow.__table__  # type: ignore[assignment]
@@ -125,14 +127,20 @@ class SpendReservations:
         statement = insert(HOLDS).from_select(
             ["id", "creator_id", "student_id", "month", "amount_pusd", "stage", "ref",
              "created_at", "expires_at"], row)
-        with self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                                   {"k": f"chronos-spend:{request.creator_id}"})
-            # The first statement writes (SQLite's write lock is taken before the sums run).
-            connection.execute(delete(HOLDS).where(HOLDS.c.creator_id == request.creator_id,
-                                                   HOLDS.c.expires_at <= now))
-            inserted = connection.execute(statement).rowcount
+        try:
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                        {"k": f"chronos-spend:{request.creator_id}"})
+                # The first statement writes (SQLite's write lock is taken before the sums).
+                connection.execute(delete(HOLDS).where(HOLDS.c.creator_id == request.creator_id,
+                                                       HOLDS.c.expires_at <= now))
+                inserted = connection.execute(statement).rowcount
+        except OperationalError as exc:
+            if "locked" in str(exc):
+                raise StorageBusy("the catalog database is busy; try again") from exc
+            raise
         return hold_id if inserted == 1 else None
 
     @staticmethod
