@@ -43,6 +43,7 @@ bench: install ## every benchmark: ingest, retrieval, providers, dashboard, ledg
 	$(PY) -m benchmarks.providers
 	$(PY) -m benchmarks.dashboard
 	$(PY) -m benchmarks.ledger_scale
+	$(PY) -m benchmarks.spend_reservations
 	$(PY) -m benchmarks.playback
 	$(PY) -m benchmarks.pages
 	$(PY) -m benchmarks.chat_load

@@ -7,16 +7,16 @@ chat model → streamed text, references, usage → ledger + history.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from chronos_pipeline.lib import ids
-from chronos_pipeline.lib.budgets import Budgets
+from chronos_pipeline.lib.budgets import Budgets, Reservation, expected_cost
 from chronos_pipeline.lib.catalog import Catalog
 from chronos_pipeline.lib.errors import NotFoundError, ValidationError
-from chronos_pipeline.lib.ledger import CostSummary, Ledger
+from chronos_pipeline.lib.ledger import CostSummary, Ledger, Usage
 from chronos_pipeline.lib.providers.base import (
     ChatModel,
     Cited,
@@ -140,10 +140,15 @@ class Answering:
                 raise NotFoundError(f"unknown course {course_id}")
         if session_id is not None:
             self.catalog.get_chat_session(creator_id, session_id, student_id)
-        self.budgets.enforce(creator_id)
-        if student_id is not None:
-            self.budgets.enforce_student(creator_id, student_id)
+        self.budgets.check(creator_id, expected_cost(self.ledger.prices,
+                                                     self._expected(question, [])),
+                           student_id=student_id, stage="chat")
         return question
+
+    def _expected(self, question: str, passages: Sequence[Passage]) -> list[Usage]:
+        """At most what answering bills: the query embedding and the chat request."""
+        return [self.embedder.expected_usage([question]),
+                *self.chat_model.expected_usage(question, passages)]
 
     def _scope(self, student_id: str) -> list[str]:
         return self.catalog.enrolled_course_ids(student_id)
@@ -161,6 +166,24 @@ class Answering:
         """``message_id`` lets a caller name the answer before it exists (an OpenAI
         completion id is sent with the first chunk); by default a new one."""
         question = self.validate(creator_id, question, course_id, session_id, student_id)
+        # Held before the first provider request, settled when the answer ends or breaks off.
+        with self.budgets.reserve(creator_id, self._expected(question, []), stage="chat",
+                                  student_id=student_id, ref=session_id) as held:
+            yield from self._answer_events(held, creator_id, question, course_id=course_id,
+                                           session_id=session_id, student_id=student_id,
+                                           message_id=message_id)
+
+    def _answer_events(
+        self,
+        held: Reservation,
+        creator_id: str,
+        question: str,
+        *,
+        course_id: str | None = None,
+        session_id: str | None = None,
+        student_id: str | None = None,
+        message_id: str | None = None,
+    ) -> Iterator[AnswerEvent]:
         if session_id is None:
             session_id = self.catalog.create_chat_session(
                 creator_id, course_id, student_id, title=session_title(question)).id
@@ -185,6 +208,7 @@ class Answering:
                     h.score, h.sentences, h.vectors)
             for h in hits
         ]
+        held.cover(self._expected(question, passages), "chat")  # now the prompt is known
 
         text: list[str] = []
         references: list[Reference] = []

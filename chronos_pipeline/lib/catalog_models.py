@@ -224,3 +224,24 @@ class LedgerTotalsStateRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SpendReservationRow(Base):
+    """The expected cost of one paid step in flight, held against the creator's hard limit
+    (and the student's cap) until the step's real records are on the ledger."""
+
+    __tablename__ = "spend_reservations"
+    __table_args__ = (Index("ix_spend_reservations_creator_month", "creator_id", "month"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(String(19))
+    student_id: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    month: Mapped[str] = mapped_column(String(7))
+    # Whole pico-dollars, as in ledger_totals.
+    amount_pusd: Mapped[int] = mapped_column(BigInteger)
+    stage: Mapped[str] = mapped_column(String(16))
+    # The video (pipeline steps) or chat message (questions) it is held for.
+    ref: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A step that crashed never settles: its hold lapses at this instant.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

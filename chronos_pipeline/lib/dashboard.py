@@ -26,7 +26,8 @@ from chronos_pipeline.lib.catalog import BudgetAlert, Catalog
 from chronos_pipeline.lib.costs import month_start, project_month_end
 from chronos_pipeline.lib.errors import NotFoundError, ValidationError
 from chronos_pipeline.lib.ledger import QUANTUM, SCHEMA, STAGES, CostRecord, Ledger
-from chronos_pipeline.lib.ledger_totals import month_spent
+from chronos_pipeline.lib.ledger_totals import from_pusd, month_spent
+from chronos_pipeline.lib.spend_reservations import SpendReservations
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -110,6 +111,8 @@ class MonthToDate:
     percent: Decimal | None
     marks: list[BudgetMark]
     alerts: list[BudgetAlert]
+    # Held by paid steps in flight (their expected cost, until they settle).
+    reserved_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,8 @@ def _month_to_date(
         hard_limit_usd=budget.hard_limit_usd if budget else None,
         percent=percent, marks=marks,
         alerts=[a for a in catalog.budget_alerts(creator_id) if a.month == month],
+        reserved_usd=from_pusd(SpendReservations(catalog.engine).standing(
+            creator_id, month, datetime.now(UTC)).held_pusd) if budget is not None else Decimal(0),
     )
 
 

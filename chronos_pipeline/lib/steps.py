@@ -1,8 +1,10 @@
 """The pipeline's four steps as plain functions: probe, transcribe, chunk, embed.
 
 The Dagster assets are thin wrappers over these. Each step moves the video's status
-forward, records every provider call on the ledger the moment it returns, and writes its
-product to storage under the video's folder.
+forward, reserves its expected cost against the creator's hard limit before its first
+provider request (refused: ``BudgetExceededError``, terminal), records every provider call
+on the ledger the moment it returns, and writes its product to storage under the video's
+folder.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from chronos_pipeline.lib.errors import (
 from chronos_pipeline.lib.ledger import CostSummary, Usage
 from chronos_pipeline.lib.media import probe, thumbnail_jpeg
 from chronos_pipeline.lib.providers.base import ProgressCallback, SentenceVectors
-from chronos_pipeline.lib.sentence_vectors import SentenceEmbedding
+from chronos_pipeline.lib.sentence_vectors import SentenceEmbedding, chunk_texts
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.transcripts import Transcript
 
@@ -118,8 +120,12 @@ def transcribe_video(
             on_progress(earlier.duration_s, earlier.duration_s)
         transcript = earlier
     else:
-        services.budgets.enforce(video.creator_id)
         source = services.storage.require_source(video.creator_id, video_id)
+        # Refused before any request when the whole audio would pass the hard limit.
+        reservation = services.budgets.reserve(
+            video.creator_id, [transcriber.expected_usage(video.duration_s or
+                                                          probe(source).duration_s)],
+            stage="transcribe", ref=video_id)
         persist = ProgressWriter(services, video_id)
 
         def progress(done: float, total: float) -> None:
@@ -133,8 +139,9 @@ def transcribe_video(
                 run_id=run_id,
             ))
 
-        transcript, _total = transcriber.transcribe(source, on_progress=progress,
-                                                    on_usage=record)
+        with reservation:
+            transcript, _total = transcriber.transcribe(source, on_progress=progress,
+                                                        on_usage=record)
         services.budgets.record_alerts(video.creator_id)
     if not transcript.segments:
         raise NoSpeechError(
@@ -212,24 +219,30 @@ def embed_video(
                           if services.settings.chat_model == "local" else None)
     sentence_vectors: list[SentenceVectors] = []
     persist = ProgressWriter(services, video_id, every_s=0.0)  # a batch is seconds of work
-    for start in range(0, len(chunks), EMBED_BATCH):
-        batch = chunks[start : start + EMBED_BATCH]
-        services.budgets.enforce(video.creator_id)
-        vectors, usage = embedder.embed([c.text for c in batch])
-        usages = [usage]
-        if sentence_embedding is not None:
-            made, sentence_usages = sentence_embedding.vectors(batch)
-            sentence_vectors.extend(made)
-            usages.extend(sentence_usages)
-        for spent in usages:
-            result.costs.add(services.ledger.record(
-                spent, creator_id=video.creator_id, stage="embed", video_id=video_id,
-                run_id=run_id,
-            ))
-        batches.append(vectors)
-        persist(min(start + EMBED_BATCH, len(chunks)), len(chunks))
-        if log is not None:
-            log(f"embedded {min(start + EMBED_BATCH, len(chunks))}/{len(chunks)} chunks")
+    # Everything this step will embed (chunks, and the answerer's distinct sentences and
+    # windows) is held at once: a step refused halfway would lose the batches paid for.
+    texts = [c.text for c in chunks]
+    if sentence_embedding is not None:
+        texts += list(dict.fromkeys(t for c in chunks for part in chunk_texts(c) for t in part))
+    with services.budgets.reserve(video.creator_id, [embedder.expected_usage(texts)],
+                                  stage="embed", ref=video_id):
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[start : start + EMBED_BATCH]
+            vectors, usage = embedder.embed([c.text for c in batch])
+            usages = [usage]
+            if sentence_embedding is not None:
+                made, sentence_usages = sentence_embedding.vectors(batch)
+                sentence_vectors.extend(made)
+                usages.extend(sentence_usages)
+            for spent in usages:
+                result.costs.add(services.ledger.record(
+                    spent, creator_id=video.creator_id, stage="embed", video_id=video_id,
+                    run_id=run_id,
+                ))
+            batches.append(vectors)
+            persist(min(start + EMBED_BATCH, len(chunks)), len(chunks))
+            if log is not None:
+                log(f"embedded {min(start + EMBED_BATCH, len(chunks))}/{len(chunks)} chunks")
     vectors = np.concatenate(batches) if batches else np.zeros((0, embedder.dimension))
     stored = services.vectors.replace_video(
         creator_id=video.creator_id, video_id=video_id, course_id=video.course_id,

@@ -20,12 +20,14 @@ import numpy as np
 from chronos_pipeline.lib.errors import ProviderUnavailable
 from chronos_pipeline.lib.ledger import Usage
 from chronos_pipeline.lib.providers.base import (
+    MESSAGE_OVERHEAD_TOKENS,
     ChatEvent,
     ChatModel,
     Cited,
     Finished,
     Passage,
     TextDelta,
+    at_most_tokens,
 )
 from chronos_pipeline.lib.providers.prompt import SYSTEM_PROMPT, cited, context_block
 from chronos_pipeline.lib.providers.provider_errors import translate
@@ -67,6 +69,17 @@ class AnthropicChatModel(ChatModel):
                 excerpts, {"type": "text", "text": f"Question: {question}"},
             ]}],
         }
+
+    def expected_usage(self, question: str, passages: Sequence[Passage]) -> list[Usage]:
+        request = self.request(question, passages)
+        prompt = "".join(block["text"] for block in request["system"]) + "".join(
+            block["text"] for block in request["messages"][0]["content"])
+        tokens = at_most_tokens(prompt) + 2 * MESSAGE_OVERHEAD_TOKENS
+        # A cacheable prompt may be written to the cache, which costs more than input.
+        cached = any("cache_control" in block for block in request["messages"][0]["content"])
+        unit = "cache_write_token" if cached else "input_token"
+        return [Usage(self.provider, self.model_id,
+                      {unit: tokens, "output_token": self.max_tokens}, estimated=True)]
 
     def answer(
         self, question: str, passages: Sequence[Passage], *,

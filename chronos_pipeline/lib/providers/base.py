@@ -19,6 +19,16 @@ UsageCallback = Callable[[Usage], None]
 """Called once per billed provider call, as soon as it returns (so it is recorded even if
 a later call fails)."""
 
+# Messages carry a few framing tokens each (role markers, separators) beyond their text.
+MESSAGE_OVERHEAD_TOKENS = 16
+
+
+def at_most_tokens(text: str) -> int:
+    """An upper bound of the tokens a byte-level BPE tokenizer (OpenAI's, Anthropic's) makes of
+    ``text``: no token is shorter than one byte. Offline there is no tokenizer to count
+    exactly, and a budget's hold must not fall short of the bill."""
+    return len(text.encode("utf-8"))
+
 
 class Transcriber(ABC):
     provider: str
@@ -34,6 +44,11 @@ class Transcriber(ABC):
         Returns the transcript and the total usage; ``on_usage`` sees each billed call.
         """
 
+    def expected_usage(self, duration_s: float) -> Usage:
+        """At most what transcribing ``duration_s`` seconds of audio bills (what a budget
+        holds before the first request)."""
+        return Usage(self.provider, self.model_id, {"audio_second": duration_s}, estimated=True)
+
 
 class Embedder(ABC):
     provider: str
@@ -48,6 +63,11 @@ class Embedder(ABC):
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens the model would see for ``text`` (before truncation)."""
+
+    def expected_usage(self, texts: Sequence[str]) -> Usage:
+        """At most what embedding ``texts`` bills (what a budget holds before the request)."""
+        return Usage(self.provider, self.model_id,
+                     {"input_token": sum(self.count_tokens(t) for t in texts)}, estimated=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,3 +132,8 @@ class ChatModel(ABC):
 
         ``query_vector`` is the question's embedding the search already made, for a model
         that can use it (the extractive answerer); others ignore it."""
+
+    def expected_usage(self, question: str, passages: Sequence[Passage]) -> list[Usage]:
+        """At most what answering bills: the prompt and the longest answer allowed (what a
+        budget holds before the request). A model that bills nothing holds nothing."""
+        return []

@@ -19,12 +19,14 @@ import openai
 from chronos_pipeline.lib.errors import ProviderUnavailable
 from chronos_pipeline.lib.ledger import Usage
 from chronos_pipeline.lib.providers.base import (
+    MESSAGE_OVERHEAD_TOKENS,
     ChatEvent,
     ChatModel,
     Cited,
     Finished,
     Passage,
     TextDelta,
+    at_most_tokens,
 )
 from chronos_pipeline.lib.providers.prompt import SYSTEM_PROMPT, cited, context_block
 from chronos_pipeline.lib.providers.provider_errors import translate
@@ -64,6 +66,13 @@ class OpenAICompatibleChatModel(ChatModel):
         return Usage(self.provider, self.model_id,
                      {"input_token": _estimate(prompt), "output_token": _estimate(answer)},
                      estimated=True)
+
+    def expected_usage(self, question: str, passages: Sequence[Passage]) -> list[Usage]:
+        messages = self.request(question, passages)["messages"]
+        tokens = sum(at_most_tokens(str(m["content"])) + MESSAGE_OVERHEAD_TOKENS
+                     for m in messages)
+        return [Usage(self.provider, self.model_id,
+                      {"input_token": tokens, "output_token": self.max_tokens}, estimated=True)]
 
     def answer(
         self, question: str, passages: Sequence[Passage], *,

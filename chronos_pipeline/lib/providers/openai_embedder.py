@@ -15,7 +15,7 @@ import openai
 
 from chronos_pipeline.lib.errors import ValidationError
 from chronos_pipeline.lib.ledger import Usage
-from chronos_pipeline.lib.providers.base import Embedder
+from chronos_pipeline.lib.providers.base import Embedder, at_most_tokens
 from chronos_pipeline.lib.providers.provider_errors import translate
 
 DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
@@ -38,6 +38,12 @@ class OpenAIEmbedder(Embedder):
         # No tokenizer offline: about four characters a token in English. Used only for
         # sizing and estimates; billing takes the API's own count.
         return max(1, len(text) // 4)
+
+    def expected_usage(self, texts: Sequence[str]) -> Usage:
+        # The budget's hold must cover the bill, so it takes the byte bound (plus a token per
+        # input) rather than the four-characters estimate above.
+        return Usage(self.provider, self.model_id,
+                     {"input_token": sum(at_most_tokens(t) + 1 for t in texts)}, estimated=True)
 
     def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, Usage]:
         if not texts:

@@ -10,6 +10,7 @@ by the audio seconds the API reports (``usage.seconds``, else its ``duration``).
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -89,6 +90,12 @@ class OpenAITranscriber(Transcriber):
             getattr(reply, "duration", None) or piece.duration_s)
         return reply, Usage(self.provider, self.model_id, {"audio_second": seconds},
                             estimated=billed is None)
+
+    def expected_usage(self, duration_s: float) -> Usage:
+        # Each piece may bill a little more than its share of the audio (the MP3 encoder's
+        # padding, whole seconds): a second per started minute covers both.
+        seconds = math.ceil(duration_s) + math.ceil(duration_s / 60)
+        return Usage(self.provider, self.model_id, {"audio_second": seconds}, estimated=True)
 
     def transcribe(
         self, media: Path, *, on_progress: ProgressCallback | None = None,
