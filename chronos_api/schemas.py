@@ -325,6 +325,8 @@ class BudgetOut(msgspec.Struct):
     hard_limit_usd: Usd | None
     share: float | None
     alerts: list[BudgetAlertOut]
+    # Held for paid steps running now (settled with their actual cost when they end).
+    reserved_usd: Usd = "0"
 
     @classmethod
     def of(cls, status: BudgetStatus) -> BudgetOut:
@@ -336,4 +338,5 @@ class BudgetOut(msgspec.Struct):
             share=status.share,
             alerts=[BudgetAlertOut(a.month, a.threshold, usd_text(a.spent_usd), a.at)
                     for a in status.alerts],
+            reserved_usd=usd_text(status.reserved_usd),
         )

@@ -157,3 +157,27 @@ def ready_clip(services: Services, creator_id: str, tmp_path: Path) -> str:
         instance.dispose()
     assert [(o.video_id, o.success) for o in outcomes] == [(video.id, True)]
     return video.id
+
+
+def copy_data_dir(source: Path, target: Path) -> None:
+    """Copy a data directory that this process still has open.
+
+    SQLite files are copied with SQLite's backup API, never as plain files: closing any
+    descriptor of a database file drops every POSIX lock this process holds on it, so a
+    plain copy of ``catalog.sqlite3`` (or its ``-shm``) while our own connections are open
+    lets another process reset the WAL under them — "database disk image is malformed".
+    The Dagster instance's own SQLite storage is left out (a copy needs none).
+    """
+    import shutil
+    import sqlite3
+
+    def skip(_folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if n.startswith("catalog.sqlite3") or n == "dagster_home"]
+
+    shutil.copytree(source, target, ignore=skip)
+    catalog = source / "catalog.sqlite3"
+    if catalog.is_file():
+        with sqlite3.connect(catalog) as src, sqlite3.connect(target / "catalog.sqlite3") as dst:
+            src.backup(dst)
+        src.close()
+        dst.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.api.test_chat import parse_sse
-from tests.conftest import World
+from tests.conftest import World, copy_data_dir
 from tests.servers import free_port, running
 
 CLIENTS = 30
@@ -33,7 +32,7 @@ def test_thirty_concurrent_chats_on_a_served_api_each_end_in_done_or_error_and_n
 ) -> None:
     # A copy of the ready sample library, so the other tests' data stays as they left it.
     data_dir = tmp_path / "data"
-    shutil.copytree(world.settings.data_dir, data_dir)
+    copy_data_dir(world.settings.data_dir, data_dir)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "chronos_pipeline.cli", "serve", "--no-pipeline",
