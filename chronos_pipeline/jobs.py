@@ -21,3 +21,8 @@ compact_ledger_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("ledger_compaction"),
     description="Fold the cost ledger's per-call files into per-day files; reconcile totals.",
 )
+optimize_vectors_job = dg.define_asset_job(
+    "optimize_vectors",
+    selection=dg.AssetSelection.assets("vector_maintenance"),
+    description="Compact the LanceDB chunk tables, refresh their indexes, prune old versions.",
+)

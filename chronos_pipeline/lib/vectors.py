@@ -27,6 +27,7 @@ from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.chunking import Chunk
 from chronos_pipeline.lib.errors import ConfigurationError, StorageBusy
 from chronos_pipeline.lib.providers.base import SentenceVectors
+from chronos_pipeline.lib.vector_maintenance import ensure_scalar_indexes
 
 SENTENCE_COLUMNS = ("sentence_vectors", "window_vectors")
 
@@ -156,10 +157,14 @@ class VectorStore:
                     f"table {self.name} holds {stored}-dim vectors, model {self.model_id} "
                     f"gives {self.dimension}"
                 )
-            return self._with_sentence_columns(table) if create else table
+            if create:
+                ensure_scalar_indexes(table)  # a table from before the indexes gets them
+                return self._with_sentence_columns(table)
+            return table
         if not create:
             return None
         table = self._db.create_table(self.name, schema=table_schema(self.dimension), exist_ok=True)
+        ensure_scalar_indexes(table)
         return table
 
     def _with_sentence_columns(self, table: Any) -> Any:
@@ -220,19 +225,35 @@ class VectorStore:
             schema=table_schema(self.dimension),
         )
         table = self._table(create=True)
+        # Deleting "rows of this video not in the new set" makes merge_insert join against
+        # every row of the table (1.7 s at 1 M rows, benchmarks/vectors_scale.py). Most
+        # rewrites (a retry, a re-embedding) keep the chunk indexes, leaving nothing to
+        # delete: an upsert alone, through the video_id index, is then the same single
+        # commit at a few percent of the cost. Only a video that lost chunks pays for the
+        # full join. The count after catches a concurrent writer of the same video.
+        kept = ", ".join(str(int(c.index)) for c in chunks)
+        surplus = f"video_id = '{video_id}'" + (f" AND chunk_index NOT IN ({kept})"
+                                                if kept else "")
         try:
-            (
-                table.merge_insert(["video_id", "chunk_index"])
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .when_not_matched_by_source_delete(f"video_id = '{video_id}'")
-                .execute(rows)
-            )
+            if table.count_rows(surplus):
+                self._merge(table, rows, delete_where=f"video_id = '{video_id}'")
+            else:
+                self._merge(table, rows, delete_where=None)
+                if self.count(video_id) != len(chunks):
+                    self._merge(table, rows, delete_where=f"video_id = '{video_id}'")
         except (OSError, RuntimeError) as exc:
             if "onflict" in str(exc) or "retry" in str(exc).lower():
                 raise StorageBusy(f"LanceDB table {self.name} is busy: {exc}") from exc
             raise
         return self.count(video_id)
+
+    @staticmethod
+    def _merge(table: Any, rows: pa.Table, *, delete_where: str | None) -> None:
+        merge = (table.merge_insert(["video_id", "chunk_index"])
+                 .when_matched_update_all().when_not_matched_insert_all())
+        if delete_where is not None:
+            merge = merge.when_not_matched_by_source_delete(delete_where)
+        merge.execute(rows)
 
     def count(self, video_id: str) -> int:
         ids.require(video_id, "video")
@@ -275,12 +296,19 @@ class VectorStore:
             .distance_type("cosine")
             .where(where, prefilter=True)
             .select(columns)
-            .limit(k)
+            .limit(2 * k)
             .to_arrow()
         )
         rows = results.select([c for c in columns if c not in SENTENCE_COLUMNS]).to_pylist()
+        # Equal distances (a lecture uploaded twice) come back in storage order, which
+        # compaction changes: ties are broken by video and chunk, over twice k rows so that
+        # the k kept do not depend on where the rows lie.
+        order = sorted(range(len(rows)), key=lambda n: (rows[n]["_distance"],
+                                                         rows[n]["video_id"],
+                                                         rows[n]["chunk_index"]))[:k]
         hits = []
-        for n, r in enumerate(rows):
+        for n in order:
+            r = rows[n]
             vectors = None
             if stored:
                 sentences = _row_vectors(results["sentence_vectors"], n, self.dimension)

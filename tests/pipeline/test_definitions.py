@@ -17,7 +17,8 @@ from tests.conftest import SAMPLE_MP4
 def test_definitions_load() -> None:
     repository = defs.get_repository_def()
     assert {k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()} == {
-        "video", "transcript", "chunks", "embeddings", "playback", "ledger_compaction"}
+        "video", "transcript", "chunks", "embeddings", "playback", "ledger_compaction",
+        "vector_maintenance"}
     assert repository.asset_graph.get(dg.AssetKey("playback")).parent_keys == {
         dg.AssetKey("video")}
     ingest = defs.resolve_job_def("ingest_video")
@@ -25,6 +26,9 @@ def test_definitions_load() -> None:
     assert defs.resolve_job_def("ingest_video") is not None
     assert defs.resolve_schedule_def("ledger_compaction_every_10_minutes").default_status is (
         dg.DefaultScheduleStatus.RUNNING)
+    vectors = defs.resolve_schedule_def("vector_maintenance_hourly")
+    assert vectors.default_status is dg.DefaultScheduleStatus.RUNNING
+    assert vectors.job_name == "optimize_vectors"
     assert defs.resolve_sensor_def("upload_sensor").default_status is (
         dg.DefaultSensorStatus.RUNNING)
     check_names = {key.name for key in repository.asset_graph.asset_check_keys}
