@@ -11,12 +11,13 @@ from chronos_pipeline.assets.videos import video
 from chronos_pipeline.jobs import compact_ledger_job, ingest_video_job, reembed_job
 from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.schedules.ledger import ledger_compaction_schedule
+from chronos_pipeline.sensors.run_failures import stopped_run_repair
 from chronos_pipeline.sensors.uploads import upload_sensor
 
 defs = dg.Definitions(
     assets=[video, transcript, chunks, embeddings, playback, ledger_compaction],
     jobs=[ingest_video_job, reembed_job, compact_ledger_job],
     schedules=[ledger_compaction_schedule],
-    sensors=[upload_sensor],
+    sensors=[upload_sensor, stopped_run_repair],
     resources={"chronos": ChronosResource()},
 )

@@ -42,7 +42,7 @@ def retry_video(instance: dg.DagsterInstance, services: Services, video_id: str)
 
 
 def repair_after_stopped_run(
-    instance: dg.DagsterInstance, services: Services, video_id: str, reason: str
+    instance: dg.DagsterInstance, services: Services, video_id: str, run_id: str, reason: str
 ) -> Video | None:
     """A lecture left unsettled by a run that ended (its process died, run monitoring failed
     it): marked failed with the reason, then queued again through the upload sensor (a new
@@ -56,11 +56,13 @@ def repair_after_stopped_run(
     video = services.catalog.find_video(video_id)
     if video.status in SETTLED:
         return None
+    history = services.catalog.status_history(video_id)
+    if any(run_id in (event.message or "") for event in history):
+        return None  # repaired already (the in-process runner and the sensor both look)
     if instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: video_id},
                                                statuses=ACTIVE), limit=1):
         return None
-    repairs = sum(1 for event in services.catalog.status_history(video_id)
-                  if event.status is VideoStatus.FAILED
+    repairs = sum(1 for event in history if event.status is VideoStatus.FAILED
                   and (event.message or "").startswith(STOPPED))
     failed = services.catalog.set_status(video_id, VideoStatus.FAILED, f"{STOPPED}: {reason}")
     if repairs >= MAX_REPAIRS:

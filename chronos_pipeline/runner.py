@@ -118,7 +118,8 @@ def fail_stopped_runs(instance: dg.DagsterInstance, chronos: ChronosResource) ->
         stopped.append(run.run_id)
         video_id = run.tags.get(PARTITION_TAG)
         if video_id:
-            repair_after_stopped_run(instance, chronos.services(), video_id, reason)
+            repair_after_stopped_run(instance, chronos.services(), video_id, run.run_id,
+                                     reason)
     return stopped
 
 
