@@ -160,36 +160,49 @@ def cmd_courses_list(services: Services, args: argparse.Namespace) -> int:
 
 # ingest and status ------------------------------------------------------------------------
 def wait_for(services: Services, video_id: str, timeout_s: float) -> VideoStatus:
-    """Drive or follow the pipeline until the video is ready or failed."""
+    """Drive or follow the pipeline until the video is ready or failed.
+
+    While a Dagster daemon beats, its sensor runs the video and this follows the status; the
+    moment it stops beating (or when there is none), the pending runs execute here, after
+    runs left behind by a dead process are failed and their lectures queued again.
+    """
     from chronos_pipeline.instance import open_instance
     from chronos_pipeline.resources.chronos import ChronosResource
     from chronos_pipeline.runner import daemon_is_running, run_pending
     from chronos_pipeline.worker import pipeline_lock
 
     instance = open_instance(services.settings)
-    if daemon_is_running(instance):
-        _say("a Dagster daemon is running; following its run")
-    else:
-        with pipeline_lock(services.settings.data_dir) as held:
-            if held:
-                chronos = ChronosResource(data_dir=str(services.settings.data_dir))
-                # Every pending upload runs, oldest first: a queue, not just this video.
-                run_pending(instance, chronos, announce=_say)
-            else:
-                _say("another process (chronos serve?) is running the pipeline; following it")
-    instance.dispose()
+    chronos = ChronosResource(data_dir=str(services.settings.data_dir))
     deadline = time.monotonic() + timeout_s
     last: VideoStatus | None = None
-    while True:
-        video = services.catalog.find_video(video_id)
-        if video.status is not last:
-            _say(f"status: {video.status.value}")
-            last = video.status
-        if video.status in FINAL:
-            return video.status
-        if time.monotonic() > deadline:
-            raise ChronosError(f"gave up waiting after {timeout_s:.0f} s (status {last})")
-        time.sleep(1.0)
+    said = ""
+    try:
+        while True:
+            video = services.catalog.find_video(video_id)
+            if video.status is not last:
+                _say(f"status: {video.status.value}")
+                last = video.status
+            if video.status in FINAL:
+                return video.status
+            if time.monotonic() > deadline:
+                raise ChronosError(f"gave up waiting after {timeout_s:.0f} s (status {last})")
+            if daemon_is_running(instance):
+                mode = "a Dagster daemon is running; following its run"
+            else:
+                with pipeline_lock(services.settings.data_dir) as held:
+                    if held:
+                        mode = ""
+                        # Every pending upload runs, oldest first: a queue, not just this one.
+                        run_pending(instance, chronos, announce=_say)
+                    else:
+                        mode = ("another process (chronos serve?) is running the pipeline; "
+                                "following it")
+            if mode and mode != said:
+                _say(mode)
+            said = mode
+            time.sleep(1.0)
+    finally:
+        instance.dispose()
 
 
 def cmd_ingest(services: Services, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from chronos_pipeline.jobs import (
 from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.schedules.ledger import ledger_compaction_schedule
 from chronos_pipeline.schedules.vectors import vector_maintenance_schedule
+from chronos_pipeline.sensors.run_failures import stopped_run_repair
 from chronos_pipeline.sensors.uploads import upload_sensor
 
 defs = dg.Definitions(
@@ -25,6 +26,6 @@ defs = dg.Definitions(
             vector_maintenance],
     jobs=[ingest_video_job, reembed_job, compact_ledger_job, optimize_vectors_job],
     schedules=[ledger_compaction_schedule, vector_maintenance_schedule],
-    sensors=[upload_sensor],
+    sensors=[upload_sensor, stopped_run_repair],
     resources={"chronos": ChronosResource()},
 )

@@ -10,13 +10,16 @@ from __future__ import annotations
 import dagster as dg
 
 from chronos_pipeline.instance import open_instance
-from chronos_pipeline.lib.catalog import Video
+from chronos_pipeline.lib.catalog import SETTLED, Video, VideoStatus
 from chronos_pipeline.lib.deletion import delete_lecture
 from chronos_pipeline.lib.errors import ConflictError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.partitions import VIDEOS
+from chronos_pipeline.tags import PARTITION_TAG
 
-PARTITION_TAG = "dagster/partition"
+# A lecture whose run died is queued again this many times; then it stays failed.
+MAX_REPAIRS = 2
+STOPPED = "the pipeline stopped before finishing"
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
           dg.DagsterRunStatus.CANCELING]
@@ -35,6 +38,35 @@ def retry_video(instance: dg.DagsterInstance, services: Services, video_id: str)
             f"run {active[0].run_id} of lecture {video_id} has not ended yet; retry when it "
             "has (or terminate it in the Dagster UI)"
         )
+    return services.ingest.retry(video_id)
+
+
+def repair_after_stopped_run(
+    instance: dg.DagsterInstance, services: Services, video_id: str, run_id: str, reason: str
+) -> Video | None:
+    """A lecture left unsettled by a run that ended (its process died, run monitoring failed
+    it): marked failed with the reason, then queued again through the upload sensor (a new
+    run key) at most ``MAX_REPAIRS`` times. Returns the lecture, or None when its run
+    settled it (ready, or failed with its own message) or another run is still working.
+
+    What was paid for is not paid again: a transcript the same model made is reused and
+    vectors matching the chunks are kept. (Local transcription records its usage when it
+    ends, so audio half done by the dead run was never recorded.)
+    """
+    video = services.catalog.find_video(video_id)
+    if video.status in SETTLED:
+        return None
+    history = services.catalog.status_history(video_id)
+    if any(run_id in (event.message or "") for event in history):
+        return None  # repaired already (the in-process runner and the sensor both look)
+    if instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: video_id},
+                                               statuses=ACTIVE), limit=1):
+        return None
+    repairs = sum(1 for event in history if event.status is VideoStatus.FAILED
+                  and (event.message or "").startswith(STOPPED))
+    failed = services.catalog.set_status(video_id, VideoStatus.FAILED, f"{STOPPED}: {reason}")
+    if repairs >= MAX_REPAIRS:
+        return failed
     return services.ingest.retry(video_id)
 
 

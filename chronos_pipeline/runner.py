@@ -1,26 +1,47 @@
 """Running the pipeline without a Dagster daemon: tick the upload sensor, execute its runs.
 
-``chronos ingest --wait`` uses this when no daemon is running. The runs are executed
-in-process on the configured Dagster instance with the sensor's run-key tags, so they
-show in the Dagster UI afterwards and a daemon started later never runs them again.
+``chronos ingest --wait`` and ``chronos serve`` use this when no daemon is running. A run is
+made the way the daemon makes one: from the job the code location serves (the same job
+snapshot), with the sensor run's tags (run key, sensor name, partition, creator, lecture),
+and executed with Dagster's ``execute_job`` on the configured instance, in this process. It
+shows in the Dagster UI afterwards, and a daemon started later never runs it again.
+
+Those runs also carry where they execute (``chronos/executor=in-process``, host, pid). The
+caller holds the data directory's pipeline lock while it runs them, so when the lock is
+held again, such a run still marked in progress belongs to a process that died (a killed
+``ingest --wait`` or ``serve``): ``fail_stopped_runs`` marks it failed and hands its lecture
+back to the sensor (``operations.repair_after_stopped_run``).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from chronos_pipeline.definitions import defs
 from chronos_pipeline.jobs import ingest_video_job
+from chronos_pipeline.operations import ACTIVE, repair_after_stopped_run
 from chronos_pipeline.partitions import VIDEOS
 from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.sensors.uploads import SENSOR_NAME
+from chronos_pipeline.tags import (
+    EXECUTOR_HOST_TAG,
+    EXECUTOR_PID_TAG,
+    EXECUTOR_TAG,
+    IN_PROCESS,
+    PARTITION_TAG,
+    RUN_KEY_TAG,
+    SENSOR_NAME_TAG,
+)
 
-DAEMON_FRESH_S = 60.0
+# The daemon writes a heartbeat every 30 s; one missed beat and some slack mean it stopped.
+DAEMON_FRESH_S = 45.0
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -31,8 +52,14 @@ class RunOutcome:
     success: bool
 
 
+def ingest_job() -> dg.JobDefinition:
+    """The ingest job exactly as the code location serves it (for ``reconstructable``)."""
+    return defs.resolve_job_def(ingest_video_job.name)
+
+
 def daemon_is_running(instance: dg.DagsterInstance) -> bool:
-    """True when a Dagster daemon has sent a heartbeat recently (it then runs the sensor)."""
+    """True when a Dagster daemon has sent a heartbeat within the last beat interval (it
+    then runs the sensor). Callers following a daemon ask again as they wait."""
     try:
         heartbeats = instance.get_daemon_heartbeats()
     except Exception:
@@ -62,27 +89,85 @@ def pending_run_requests(
     return pending
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stopped_runs(instance: dg.DagsterInstance, chronos: ChronosResource) -> list[str]:
+    """Mark failed the in-process runs whose process is gone; their lectures are queued
+    again (or failed with the reason). Call it holding the pipeline lock. Returns run ids."""
+    host = socket.gethostname()
+    stopped = []
+    for run in instance.get_runs(filters=dg.RunsFilter(
+            job_name=ingest_video_job.name, statuses=ACTIVE, tags={EXECUTOR_TAG: IN_PROCESS})):
+        pid = int(run.tags.get(EXECUTOR_PID_TAG, "0") or 0)
+        on_this_host = run.tags.get(EXECUTOR_HOST_TAG) == host
+        # Another live process on this host with that pid: not ours to judge (a reused pid
+        # at worst delays the repair to a later look).
+        if on_this_host and pid and pid != os.getpid() and _pid_alive(pid):
+            continue
+        reason = (f"run {run.run_id} was left {run.status.value} when its process "
+                  f"(pid {pid or '?'} on {run.tags.get(EXECUTOR_HOST_TAG, '?')}) ended")
+        instance.report_run_failed(run, reason)
+        stopped.append(run.run_id)
+        video_id = run.tags.get(PARTITION_TAG)
+        if video_id:
+            repair_after_stopped_run(instance, chronos.services(), video_id, run.run_id,
+                                     reason)
+    return stopped
+
+
+def run_config(chronos: ChronosResource) -> dict[str, Any]:
+    """In-process executor (one process, Whisper has the cores; playback waits for chat),
+    and the data directory when the resource names one."""
+    config: dict[str, Any] = {**QUIET_LOGGING, "execution": {"config": {"in_process": {}}}}
+    if chronos.data_dir:
+        config["resources"] = {"chronos": {"config": {"data_dir": chronos.data_dir}}}
+    return config
+
+
+def run_tags(request: dg.RunRequest) -> dict[str, str]:
+    """The tags the daemon gives a sensor's run, and where this one executes."""
+    return {
+        **request.tags,
+        PARTITION_TAG: str(request.partition_key),
+        SENSOR_NAME_TAG: SENSOR_NAME,
+        RUN_KEY_TAG: str(request.run_key),
+        EXECUTOR_TAG: IN_PROCESS,
+        EXECUTOR_HOST_TAG: socket.gethostname(),
+        EXECUTOR_PID_TAG: str(os.getpid()),
+    }
+
+
 def run_pending(
     instance: dg.DagsterInstance,
     chronos: ChronosResource,
     *,
     announce: Callable[[str], None] | None = None,
 ) -> list[RunOutcome]:
-    """Execute every pending upload run in this process, oldest upload first."""
+    """Repair runs whose process died, then execute every pending upload run in this
+    process, oldest upload first."""
+    for run_id in fail_stopped_runs(instance, chronos):
+        if announce is not None:
+            announce(f"run {run_id} had stopped with its process; marked failed, lecture "
+                     "queued again")
     requests = pending_run_requests(instance, chronos)
     keys = [str(r.partition_key) for r in requests]
     if keys:
         instance.add_dynamic_partitions(VIDEOS, keys)
-    job = defs.resolve_job_def(ingest_video_job.name)
+    job = dg.reconstructable(ingest_job)
     outcomes = []
     for request in requests:
         key = str(request.partition_key)
         if announce is not None:
             announce(f"running the pipeline for {key} in this process")
-        result = job.execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False,
-            run_config=QUIET_LOGGING, resources={"chronos": chronos},
-            tags={RUN_KEY_TAG: str(request.run_key), SENSOR_NAME_TAG: SENSOR_NAME},
-        )
+        result = dg.execute_job(job, instance, run_config=run_config(chronos),
+                                tags=run_tags(request), raise_on_error=False)
         outcomes.append(RunOutcome(key, result.run_id, result.success))
     return outcomes

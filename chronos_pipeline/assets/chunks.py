@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chronos_pipeline.assets.steps import RETRY_POLICY, run_step
+from chronos_pipeline.assets.steps import OWNERS, RETRY_POLICY, run_step
 from chronos_pipeline.assets.transcripts import transcript
 from chronos_pipeline.lib.steps import chunk_video
 from chronos_pipeline.partitions import videos_partitions
@@ -10,7 +10,8 @@ from chronos_pipeline.resources.chronos import ChronosResource
 
 
 @dg.asset(partitions_def=videos_partitions, deps=[transcript], retry_policy=RETRY_POLICY,
-          group_name="ingest", kinds={"python"})
+          group_name="ingest", kinds={"python"},
+          owners=OWNERS, code_version="1")
 def chunks(
     context: dg.AssetExecutionContext, chronos: ChronosResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]

@@ -2,11 +2,13 @@
 
 import dagster as dg
 
+from chronos_pipeline.assets.steps import OWNERS
 from chronos_pipeline.lib.ledger_compaction import compact_ledger
 from chronos_pipeline.resources.chronos import ChronosResource
 
 
-@dg.asset(group_name="ledger", kinds={"python", "parquet", "duckdb"})
+@dg.asset(group_name="ledger", kinds={"python", "parquet", "duckdb"},
+          owners=OWNERS, code_version="1")
 def ledger_compaction(
     context: dg.AssetExecutionContext, chronos: ChronosResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]

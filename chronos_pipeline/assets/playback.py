@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from chronos_pipeline.assets.steps import OWNERS
 from chronos_pipeline.assets.videos import video
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.playback import playback_for_video
@@ -14,7 +15,8 @@ PLAYBACK_PRIORITY = "-1"
 
 
 @dg.asset(partitions_def=videos_partitions, deps=[video], group_name="ingest",
-          kinds={"pyav", "mp4"}, op_tags={"dagster/priority": PLAYBACK_PRIORITY})
+          kinds={"pyav", "mp4"},
+          owners=OWNERS, code_version="1", op_tags={"dagster/priority": PLAYBACK_PRIORITY})
 def playback(
     context: dg.AssetExecutionContext, chronos: ChronosResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]

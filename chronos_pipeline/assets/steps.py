@@ -14,6 +14,11 @@ from chronos_pipeline.lib.steps import fail_video
 
 T = TypeVar("T")
 
+# Who the Dagster UI names as the assets' owners. Each asset's ``code_version`` changes when
+# its step would make a different product from the same input (then Dagster shows the
+# partitions made before as stale).
+OWNERS = ["team:chronos"]
+
 # Transient errors (a busy table, a rate-limited provider) get three more tries with
 # exponential backoff and jitter; terminal ones raise Failure(allow_retries=False).
 RETRY_POLICY = dg.RetryPolicy(

@@ -4,7 +4,7 @@ import time
 
 import dagster as dg
 
-from chronos_pipeline.assets.steps import RETRY_POLICY, cost_metadata, run_step
+from chronos_pipeline.assets.steps import OWNERS, RETRY_POLICY, cost_metadata, run_step
 from chronos_pipeline.assets.videos import video
 from chronos_pipeline.checks import transcript_check_results, transcript_check_specs
 from chronos_pipeline.lib.steps import transcribe_video
@@ -15,7 +15,8 @@ PROGRESS_EVERY_S = 10.0
 
 
 @dg.asset(partitions_def=videos_partitions, deps=[video], retry_policy=RETRY_POLICY,
-          check_specs=transcript_check_specs, group_name="ingest", kinds={"python", "whisper"})
+          check_specs=transcript_check_specs, group_name="ingest", kinds={"python", "whisper"},
+          owners=OWNERS, code_version="1")
 def transcript(
     context: dg.AssetExecutionContext, chronos: ChronosResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
@@ -42,4 +43,5 @@ def transcript(
                 "real_time_factor": round(result_transcript.duration_s / elapsed, 2)
                 if elapsed else 0.0}
     return dg.MaterializeResult(metadata=metadata,
-                                check_results=transcript_check_results(result_transcript))
+                                check_results=transcript_check_results(
+                                    result_transcript, context.partition_key))

@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from chronos_pipeline.assets.steps import RETRY_POLICY, run_step
+from chronos_pipeline.assets.steps import OWNERS, RETRY_POLICY, run_step
 from chronos_pipeline.lib.steps import probe_video
 from chronos_pipeline.partitions import videos_partitions
 from chronos_pipeline.resources.chronos import ChronosResource
 
 
 @dg.asset(partitions_def=videos_partitions, retry_policy=RETRY_POLICY, group_name="ingest",
-          kinds={"python", "pyav"})
+          kinds={"python", "pyav"},
+          owners=OWNERS, code_version="1")
 def video(
     context: dg.AssetExecutionContext, chronos: ChronosResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]

@@ -79,6 +79,11 @@ LISTED = tuple(s.value for s in VideoStatus
                if s not in (VideoStatus.AWAITING_UPLOAD, VideoStatus.DELETED))
 # A pipeline step is working on the video's files right now.
 PROCESSING = (VideoStatus.TRANSCRIBING, VideoStatus.CHUNKING, VideoStatus.EMBEDDING)
+# The pipeline has nothing left to do for a video in one of these: a manifest seen again (a
+# fresh Dagster instance, a replayed or touched manifest) must not start a run that pays
+# again. A failed lecture runs again only through an explicit retry (which sets
+# ``uploaded``), a ready one only through an explicit re-embed or backfill.
+SETTLED = (VideoStatus.READY, VideoStatus.FAILED, VideoStatus.DELETED)
 
 
 @dataclass(frozen=True)

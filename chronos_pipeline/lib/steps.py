@@ -204,19 +204,37 @@ def load_chunks(services: Services, video: Video) -> list[Chunk]:
 
 
 def embed_video(
-    services: Services, video_id: str, *, run_id: str | None = None, log: Log | None = None
+    services: Services, video_id: str, *, run_id: str | None = None, log: Log | None = None,
+    force: bool = False,
 ) -> StepResult:
+    """Embed the video's chunks into this model's table; skipped (nothing paid) when the
+    table already holds exactly these chunks, unless ``force`` (an explicit re-embed)."""
     import numpy as np
 
     video = _advance(services, video_id, VideoStatus.EMBEDDING)
     chunks = load_chunks(services, video)
     embedder = services.embedder
     result = StepResult()
+    with_sentences = services.settings.chat_model == "local"
+    if not force and services.vectors.holds(video_id, chunks, course_id=video.course_id,
+                                            sentence_vectors=with_sentences):
+        if log is not None:
+            log(f"{len(chunks)} vectors of {embedder.model_id} already match the chunks; "
+                "not embedding again (tag the run chronos/reembed=true to force it)")
+        services.catalog.set_progress(video_id, 1.0, 0.0)
+        services.catalog.set_status(video_id, VideoStatus.READY)
+        result.metadata = {
+            "embedding_model": embedder.model_id,
+            "dimension": embedder.dimension,
+            "vectors": len(chunks),
+            "table": services.vectors.name,
+            "reused": True,
+        }
+        return result
     batches = []
     # The extractive answerer's sentence vectors, made here so that answering does not;
     # another chat model never reads them, so with one they are not paid for.
-    sentence_embedding = (SentenceEmbedding(embedder)
-                          if services.settings.chat_model == "local" else None)
+    sentence_embedding = SentenceEmbedding(embedder) if with_sentences else None
     sentence_vectors: list[SentenceVectors] = []
     persist = ProgressWriter(services, video_id, every_s=0.0)  # a batch is seconds of work
     # Everything this step will embed (chunks, and the answerer's distinct sentences and
@@ -257,6 +275,7 @@ def embed_video(
         "vectors": stored,
         "table": services.vectors.name,
         "sentence_vectors": sum(len(v.sentences) + len(v.windows) for v in sentence_vectors),
+        "reused": False,
     }
     return result
 

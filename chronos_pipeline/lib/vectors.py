@@ -262,6 +262,35 @@ class VectorStore:
             return 0
         return int(table.count_rows(f"video_id = '{video_id}'"))
 
+    def holds(self, video_id: str, chunks: Sequence[Chunk], *, course_id: str | None,
+              sentence_vectors: bool) -> bool:
+        """Whether this model's table already holds exactly ``chunks`` for the video (same
+        indexes, texts and times, the course it is filed under, and sentence vectors when
+        they are wanted): then embedding it again would buy the same vectors twice."""
+        ids.require(video_id, "video")
+        table = self._table()
+        if table is None:
+            return not chunks
+        columns = ["chunk_index", "text", "start_s", "end_s", "course_id", "embedding_model"]
+        if sentence_vectors:
+            if "sentence_vectors" not in table.schema.names:
+                return False
+            columns.append("sentence_vectors")
+        rows = (table.search().where(f"video_id = '{video_id}'").select(columns)
+                .limit(None).to_arrow().to_pylist())
+        if len(rows) != len(chunks):
+            return False
+        stored = {int(r["chunk_index"]): r for r in rows}
+        for chunk in chunks:
+            row = stored.get(chunk.index)
+            if (row is None or row["text"] != chunk.text or row["course_id"] != course_id
+                    or row["embedding_model"] != self.model_id
+                    or abs(float(row["start_s"]) - chunk.start_s) > 1e-3
+                    or abs(float(row["end_s"]) - chunk.end_s) > 1e-3
+                    or (sentence_vectors and row["sentence_vectors"] is None)):
+                return False
+        return True
+
     def delete_video(self, video_id: str) -> None:
         ids.require(video_id, "video")
         table = self._table()

@@ -33,6 +33,10 @@ def test_definitions_load() -> None:
         dg.DefaultSensorStatus.RUNNING)
     check_names = {key.name for key in repository.asset_graph.asset_check_keys}
     assert check_names == {"transcript_is_speech", "vectors_match_chunks"}
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.owners == ["team:chronos"] and spec.code_version, spec.key
+    assert defs.resolve_sensor_def("stopped_run_repair").default_status is (
+        dg.DefaultSensorStatus.RUNNING)
 
 
 def _tick(services: Services, cursor: str | None) -> dg.SensorResult:
@@ -53,6 +57,9 @@ def test_sensor_cursor_never_re_requests_a_processed_video(
     tick = _tick(services, None)
     assert [r.partition_key for r in tick.run_requests or []] == [first.id]
     assert [r.run_key for r in tick.run_requests or []] == [first.id]
+    assert (tick.run_requests or [])[0].tags == {
+        "chronos/creator_id": creator[0], "chronos/creator": "Test creator",
+        "chronos/lecture": "One"}
     requests = tick.dynamic_partitions_requests or []
     assert [list(r.partition_keys or []) for r in requests] == [[first.id]]
     assert services.catalog.find_video(first.id).status is VideoStatus.QUEUED

@@ -65,6 +65,24 @@ def test_asset_checks_passed(world: World) -> None:
         key = dg.AssetCheckKey(dg.AssetKey(asset), check)
         record = world.instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
         assert record and record[0].evaluation is not None and record[0].evaluation.passed
+        # One result per video in the Checks tab, not only the latest video's.
+        assert record[0].partition == world.video_id
+        assert record[0].evaluation.metadata["video_id"].value == world.video_id
+
+
+def test_an_in_process_run_carries_the_tags_and_job_snapshot_of_a_sensor_run(
+    world: World
+) -> None:
+    from chronos_pipeline.runner import ingest_job
+
+    [run] = world.instance.get_runs(
+        filters=dg.RunsFilter(tags={"dagster/partition": world.video_id}), limit=1)
+    assert {k: run.tags[k] for k in ("dagster/run_key", "dagster/sensor_name",
+                                      "chronos/creator", "chronos/lecture")} == {
+        "dagster/run_key": world.video_id, "dagster/sensor_name": "upload_sensor",
+        "chronos/creator": "Sample creator", "chronos/lecture": "Momentum indicators"}
+    # The job the code location serves, not an ephemeral in-process copy.
+    assert run.job_snapshot_id == ingest_job().get_job_snapshot_id()
 
 
 def test_rematerializing_a_partition_keeps_the_vector_count(world: World) -> None:

@@ -11,6 +11,7 @@ from tests.servers import free_port, running
 
 QUERY = """
 {
+  workspaceOrError { ... on Workspace { locationEntries { name } } }
   assetNodes { assetKey { path } partitionKeys }
   runsOrError { ... on Runs { results { runId status tags { key value } } } }
 }
@@ -28,6 +29,7 @@ def test_dagster_webserver_shows_the_assets_and_the_sensor_run(world: World) -> 
         reply = httpx.post(f"{base}/graphql", json={"query": QUERY}, timeout=60).json()
     assert "errors" not in reply, reply["errors"]
     data = reply["data"]
+    assert [e["name"] for e in data["workspaceOrError"]["locationEntries"]] == ["chronos"]
     assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
     assert assets == {"video", "transcript", "chunks", "embeddings", "playback",
                       "ledger_compaction", "vector_maintenance"}
