@@ -222,6 +222,8 @@ def embed_video(
         creator_id=video.creator_id, video_id=video_id, course_id=video.course_id,
         chunks=chunks, vectors=vectors,
     )
+    # Hybrid retrieval's full-text index: made once, then this video's rows folded in.
+    services.vectors.refresh_text_index()
     services.budgets.record_alerts(video.creator_id)
     services.catalog.set_status(video_id, VideoStatus.READY)
     result.metadata = {
