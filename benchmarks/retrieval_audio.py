@@ -15,7 +15,8 @@ Whisper actually heard there.
 Usage (from the repository root)::
 
     .venv/bin/python -m benchmarks.retrieval_audio [--sets tuning,report,sample]
-        [--modes vector,hybrid] [--text-weight 1.0] [--rrf-k 60] [--candidates 20] [-v]
+        [--modes vector,hybrid] [--text-weight 1.0] [--rrf-k 60] [--candidates 20]
+        [--text-candidates 3] [--text-bonus 0.1] [-v]
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=5, help="chunks retrieved per question")
     parser.add_argument("--text-weight", type=float, default=retrieval.TEXT_WEIGHT)
     parser.add_argument("--rrf-k", type=int, default=retrieval.RRF_K)
+    parser.add_argument("--text-candidates", type=int, default=retrieval.TEXT_CANDIDATES)
     parser.add_argument("--text-bonus", type=float, default=retrieval.TEXT_BONUS)
     parser.add_argument("--candidates", type=int, default=retrieval.CANDIDATES)
     parser.add_argument("-v", "--verbose", action="store_true", help="list the misses")
@@ -205,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     retrieval.RRF_K = args.rrf_k
     retrieval.CANDIDATES = args.candidates
     retrieval.TEXT_BONUS = args.text_bonus
+    retrieval.TEXT_CANDIDATES = args.text_candidates
     modes = args.modes.split(",")
     embedder = LocalEmbedder()
     embedder.embed(["warm up"])

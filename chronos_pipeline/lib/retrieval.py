@@ -8,9 +8,16 @@ course filter, and fuses the two rankings by reciprocal rank fusion::
 
 so a chunk that holds the question's exact term (a name, a number, an identifier the
 embedding blurs) rises even when its vector rank is poor. Fusion decides which chunks are
-returned and in what order; each hit keeps its cosine similarity as ``score``, because the
-answerer reads that as relevance (and abstains below a threshold), and a BM25 or RRF value
-is on another scale.
+returned and in what order. A hit's ``score`` stays on the cosine scale, because the answerer
+reads it as relevance (and abstains below a threshold) and a BM25 or RRF value is on another
+scale: its cosine similarity to the question, plus at most ``TEXT_BONUS`` in proportion to its
+BM25 (the best full-text match gets all of it), so the answerer, which ranks sentences partly
+by their chunk's score, also sees the words.
+
+The parameters were chosen on the TUNING lectures only (``benchmarks/heldout/README.md``,
+``python -m benchmarks.retrieval_audio --sets tuning``): text weights 0.5/1, text depths 3/5,
+bonuses 0/0.1/0.2. A deep full-text list hurt: it matches any word of the question, so past
+the first few it ranks chunks by common words and outvotes the vector side.
 
 Safety: the filter is built only from validated ids (``VectorStore`` does it); the question
 reaches the full-text engine only as plain words (``text_query``), as a match query, never
@@ -28,19 +35,16 @@ import numpy as np
 from chronos_pipeline.lib.vectors import Hit, VectorStore
 
 MODES = ("vector", "hybrid")
-# 60 is the constant of the original RRF paper (Cormack et al., 2009); with lists this
-# short it matters little. Both it and the weight were chosen on the TUNING lectures only.
+# 60 is the constant of the original RRF paper (Cormack et al., 2009).
 RRF_K = 60
 TEXT_WEIGHT = 1.0
 # Each list is read this deep before fusing, so a chunk ranked low by one side can still
 # win on the other.
 CANDIDATES = 20
-# The full-text list is cut shorter: its matching is on any word of the question, so past
-# the first few it ranks chunks by common words, which only adds noise to the fusion.
-TEXT_CANDIDATES = 20
-# Added to a returned chunk's score in proportion to its BM25 (the best match gets all of
-# it), so the answerer, which ranks sentences partly by their chunk's score, sees the words.
-TEXT_BONUS = 0.0
+# The full-text list is cut short: past the first few it ranks by common words.
+TEXT_CANDIDATES = 3
+# Added to a returned chunk's score in proportion to its BM25 (see above).
+TEXT_BONUS = 0.1
 MAX_QUERY_WORDS = 64
 
 _WORD = re.compile(r"\w+")
