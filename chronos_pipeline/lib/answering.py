@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from chronos_pipeline.lib import ids
+from chronos_pipeline.lib import ids, retrieval
 from chronos_pipeline.lib.budgets import Budgets, Reservation, expected_cost
 from chronos_pipeline.lib.catalog import Catalog
 from chronos_pipeline.lib.errors import NotFoundError, ValidationError
@@ -113,6 +113,7 @@ class Answering:
         ledger: Ledger,
         budgets: Budgets,
         k: int = 5,
+        retrieval_mode: str = "vector",
     ) -> None:
         self.catalog = catalog
         self.vectors = vectors
@@ -121,6 +122,7 @@ class Answering:
         self.ledger = ledger
         self.budgets = budgets
         self.k = k
+        self.retrieval_mode = retrieval_mode
 
     def validate(
         self, creator_id: str, question: str, course_id: str | None, session_id: str | None,
@@ -200,8 +202,9 @@ class Answering:
 
         query, usage = self.embedder.embed([question])
         costs.add(self.ledger.record(usage, stage="query-embed", **scope))
-        hits = self.vectors.search(query[0], creator_id=creator_id, course_id=course_id,
-                                   k=self.k, course_ids=course_ids)
+        hits = retrieval.search(self.vectors, question, query[0], creator_id=creator_id,
+                                course_id=course_id, k=self.k, course_ids=course_ids,
+                                mode=self.retrieval_mode)
         titles = self.catalog.titles(sorted({h.video_id for h in hits}))
         passages = [
             Passage(h.video_id, titles.get(h.video_id, h.video_id), h.start_s, h.end_s, h.text,

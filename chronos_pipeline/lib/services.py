@@ -130,7 +130,8 @@ class Services:
     def answering(self) -> Answering:
         return Answering(catalog=self.catalog, vectors=self.vectors, embedder=self.embedder,
                          chat_model=self.chat_model, ledger=self.ledger,
-                         budgets=self.budgets, k=self.settings.retrieval_k)
+                         budgets=self.budgets, k=self.settings.retrieval_k,
+                         retrieval_mode=self.settings.retrieval)
 
     def close(self) -> None:
         if "catalog" in self.__dict__:

@@ -59,6 +59,8 @@ class Settings:
     chunk_words: int = 120
     chunk_overlap_words: int = 30
     retrieval_k: int = 5
+    # "vector" or "hybrid" (vector fused with full-text search; lib/retrieval.py).
+    retrieval: str = "vector"
     min_duration_s: float = 1.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -99,6 +101,7 @@ class Settings:
             chunk_words=_int(env, "CHRONOS_CHUNK_WORDS", 120),
             chunk_overlap_words=_int(env, "CHRONOS_CHUNK_OVERLAP_WORDS", 30),
             retrieval_k=_int(env, "CHRONOS_RETRIEVAL_K", 5),
+            retrieval=env.get("CHRONOS_RETRIEVAL") or "vector",
             min_duration_s=_float(env, "CHRONOS_MIN_DURATION_S", 1.0),
             api_host=env.get("CHRONOS_API_HOST", "127.0.0.1"),
             api_port=_int(env, "CHRONOS_API_PORT", 8000),
@@ -148,6 +151,7 @@ class Settings:
         for name, value, choices in (
             ("CHRONOS_TRANSCRIBER", self.transcriber, ("local", "openai")),
             ("CHRONOS_EMBEDDER", self.embedder, ("local", "openai")),
+            ("CHRONOS_RETRIEVAL", self.retrieval, ("vector", "hybrid")),
             ("CHRONOS_CHAT_MODEL", self.chat_model,
              ("local", "anthropic", "openai-compatible")),
         ):

@@ -267,6 +267,8 @@ def embed_video(
         chunks=chunks, vectors=vectors,
         sentence_vectors=sentence_vectors if sentence_embedding is not None else None,
     )
+    # Hybrid retrieval's full-text index: made once, then this video's rows folded in.
+    services.vectors.refresh_text_index()
     services.budgets.record_alerts(video.creator_id)
     services.catalog.set_status(video_id, VideoStatus.READY)
     result.metadata = {

@@ -31,6 +31,10 @@ from chronos_pipeline.lib.vector_maintenance import ensure_scalar_indexes
 
 SENTENCE_COLUMNS = ("sentence_vectors", "window_vectors")
 
+# The full-text index on ``text``: English stemming and stop words, lower case, split on
+# anything that is not a letter or digit (so ``dict.setdefault`` is ``dict`` + ``setdefault``).
+TEXT_INDEX = "text_idx"
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -119,6 +123,21 @@ def _row_vectors(column: pa.ChunkedArray, row: int, dimension: int) -> np.ndarra
         return None
     values = item.values.flatten().to_numpy(zero_copy_only=False)
     return np.asarray(values, dtype=np.float32).reshape(-1, dimension)
+
+
+def scope_filter(creator_id: str, course_id: str | None = None,
+                 course_ids: list[str] | None = None) -> str | None:
+    """The LanceDB filter for one creator's rows (of one course, or of any of several);
+    ``None`` when ``course_ids`` is empty (nothing is in scope). Ids only, each validated."""
+    where = f"creator_id = '{ids.require(creator_id, 'creator')}'"
+    if course_id is not None:
+        where += f" AND course_id = '{ids.require(course_id, 'course')}'"
+    if course_ids is not None:
+        if not course_ids:
+            return None
+        listed = ", ".join(f"'{ids.require(c, 'course')}'" for c in course_ids)
+        where += f" AND course_id IN ({listed})"
+    return where
 
 
 def table_schema(dimension: int) -> pa.Schema:
@@ -354,4 +373,76 @@ class VectorStore:
                 score=round(1.0 - float(r["_distance"]), 4),
                 vectors=vectors,
             ))
+        return hits
+
+    def ensure_text_index(self) -> bool:
+        """Give the table its full-text index on ``text`` if it has none; True if made.
+
+        Once made, it needs no rebuild: rows written later (``merge_insert``) are searched
+        unindexed until ``refresh_text_index`` folds them in, and deleted or replaced rows
+        are never returned (measured in ``tests/lib/test_retrieval.py``)."""
+        from lancedb.index import FTS
+
+        table = self._table()
+        if table is None:
+            return False
+        if any(index.name == TEXT_INDEX for index in table.list_indices()):
+            return False
+        table.create_index("text", config=FTS(), name=TEXT_INDEX)
+        return True
+
+    def refresh_text_index(self) -> int:
+        """Fold rows written since the index was built into it (incremental, not a rebuild);
+        returns how many rows were unindexed before. Off the request path: it writes."""
+        table = self._table()
+        if table is None or self.ensure_text_index():
+            return 0
+        unindexed = int(table.index_stats(TEXT_INDEX).num_unindexed_rows)
+        if unindexed:
+            # Only this index, by delta: ``optimize()`` would also compact and prune.
+            table.to_lance().optimize.optimize_indices(index_names=[TEXT_INDEX])
+        return unindexed
+
+    def text_search(
+        self, words: str, vector: np.ndarray, *, creator_id: str, course_id: str | None = None,
+        k: int = 5, course_ids: list[str] | None = None,
+    ) -> list[tuple[Hit, float]]:
+        """The ``k`` chunks whose text best matches ``words`` among this creator's videos,
+        each with its BM25 score; a hit's own ``score`` is its cosine similarity to
+        ``vector`` (the question's), so it means what a vector hit's does. ``words`` is
+        matched as plain terms, never parsed as query syntax; without a full-text index
+        there is nothing to find."""
+        from lancedb.query import FullTextOperator, MatchQuery
+
+        where = scope_filter(creator_id, course_id, course_ids)
+        table = self._table()
+        if where is None or table is None or not words.strip():
+            return []
+        if not any(index.name == TEXT_INDEX for index in table.list_indices()):
+            return []
+        results = (
+            table.search(MatchQuery(words, "text", boost=1.0, fuzziness=0, max_expansions=50,
+                                    operator=FullTextOperator.OR, prefix_length=0,
+                                    document_granularity=None), query_type="fts")
+            .where(where, prefilter=True)
+            .select(["video_id", "chunk_index", "start_s", "end_s", "text", "sentences",
+                     "vector", "_score"])
+            .limit(k)
+            .to_list()
+        )
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        query_norm = float(np.linalg.norm(query)) or 1.0
+        hits = []
+        for r in results:
+            stored = np.asarray(r["vector"], dtype=np.float32)
+            cosine = float(stored @ query) / ((float(np.linalg.norm(stored)) or 1.0) * query_norm)
+            hits.append((Hit(
+                video_id=r["video_id"],
+                chunk_index=int(r["chunk_index"]),
+                start_s=float(r["start_s"]),
+                end_s=float(r["end_s"]),
+                text=r["text"],
+                sentences=[(float(a), float(b), str(t)) for a, b, t in json.loads(r["sentences"])],
+                score=round(cosine, 4),
+            ), float(r["_score"])))
         return hits
