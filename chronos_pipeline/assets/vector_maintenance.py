@@ -2,11 +2,12 @@
 
 import dagster as dg
 
+from chronos_pipeline.assets.steps import OWNERS
 from chronos_pipeline.lib.vector_maintenance import optimize_vectors
 from chronos_pipeline.resources.chronos import ChronosResource
 
 
-@dg.asset(group_name="vectors", kinds={"lancedb"})
+@dg.asset(group_name="vectors", kinds={"lancedb"}, owners=OWNERS, code_version="1")
 def vector_maintenance(
     context: dg.AssetExecutionContext, chronos: ChronosResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
