@@ -88,6 +88,10 @@ class ChatIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReferenceOut(msgspec.Struct):
+    """A cited sentence. ``verified`` is false when the generative answer's ``claim`` is not
+    supported by it, or cites a time the model was not given (``note`` says which; then
+    ``video_id`` and ``text`` are empty)."""
+
     video_id: str
     title: str
     start_s: float
@@ -95,6 +99,9 @@ class ReferenceOut(msgspec.Struct):
     timestamp: str
     text: str
     score: float
+    verified: bool = True
+    claim: str = ""
+    note: str = ""
 
 
 class AnswerOut(msgspec.Struct, omit_defaults=True):
@@ -102,6 +109,10 @@ class AnswerOut(msgspec.Struct, omit_defaults=True):
     references: list[ReferenceOut]
     session_id: str
     message_id: str
+    # False when nothing in the lectures answers the question (and nothing is cited).
+    covered: bool = True
+    # A new session's title when a generative model named it.
+    title: str | None = None
     # Absent for students: they never see costs.
     usage: dict[str, float] | None = None
     cost_usd: float | None = None

@@ -22,7 +22,8 @@ from chronos_pipeline.lib.services import Services
 def sse_events(
     answering: Answering, asker: Principal, data: ChatIn
 ) -> Iterator[ServerSentEventMessage]:
-    """``answer`` text deltas, ``references``, then ``done`` — or ``error`` mid-stream."""
+    """``answer`` text deltas, ``references`` (each ``verified`` or flagged), then ``done``
+    (``covered`` false for a "not covered" answer) — or ``error`` mid-stream."""
     try:
         for event in answering.stream(asker.creator_id, data.question,
                                       course_id=data.course_id, session_id=data.session_id,
@@ -36,7 +37,10 @@ def sse_events(
                 )
             elif isinstance(event, AnswerDone):
                 done: dict[str, Any] = {"session_id": event.session_id,
-                                        "message_id": event.message_id}
+                                        "message_id": event.message_id,
+                                        "covered": event.covered}
+                if event.title:
+                    done["title"] = event.title
                 if not asker.is_student:  # students never see costs
                     done |= {"usage": event.usage, "cost_usd": float(event.cost_usd)}
                 yield ServerSentEventMessage(event="done", data=json.dumps(done))
@@ -79,6 +83,7 @@ class ChatController(Controller):
             usage=None if student else result.usage,
             cost_usd=None if student else float(result.cost_usd),
             session_id=result.session_id, message_id=result.message_id,
+            covered=result.covered, title=result.title,
         )
 
     @get("/sessions", sync_to_thread=True, opt=STUDENTS)

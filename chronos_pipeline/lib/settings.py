@@ -26,6 +26,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _coverage_min(env: Mapping[str, str]) -> float | None:
+    raw = env.get("CHRONOS_COVERAGE_MIN", "").strip().lower()
+    if not raw:
+        return None
+    return -1.0 if raw == "off" else _float(env, "CHRONOS_COVERAGE_MIN", 0.0)
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -59,6 +66,9 @@ class Settings:
     chunk_words: int = 120
     chunk_overlap_words: int = 30
     retrieval_k: int = 5
+    # Best question-to-sentence similarity below which a question is "not covered" (None:
+    # the calibrated default of lib/coverage.py; "off" in the environment, stored as -1).
+    coverage_min: float | None = None
     min_duration_s: float = 1.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -99,6 +109,7 @@ class Settings:
             chunk_words=_int(env, "CHRONOS_CHUNK_WORDS", 120),
             chunk_overlap_words=_int(env, "CHRONOS_CHUNK_OVERLAP_WORDS", 30),
             retrieval_k=_int(env, "CHRONOS_RETRIEVAL_K", 5),
+            coverage_min=_coverage_min(env),
             min_duration_s=_float(env, "CHRONOS_MIN_DURATION_S", 1.0),
             api_host=env.get("CHRONOS_API_HOST", "127.0.0.1"),
             api_port=_int(env, "CHRONOS_API_PORT", 8000),

@@ -33,6 +33,7 @@ from chronos_pipeline.lib.providers.base import (
     Finished,
     Passage,
     TextDelta,
+    Turn,
 )
 from chronos_pipeline.lib.timefmt import timestamp
 
@@ -82,6 +83,7 @@ def _candidates(passages: Sequence[Passage]) -> list[tuple[Passage, str]]:
 class ExtractiveChatModel(ChatModel):
     provider = "local"
     model_id = MODEL_ID
+    verbatim = True
 
     def __init__(self, embedder: Embedder, *, quotes: int = 3) -> None:
         self.embedder = embedder
@@ -134,7 +136,8 @@ class ExtractiveChatModel(ChatModel):
             seen.append(words)
         return chosen
 
-    def answer(self, question: str, passages: Sequence[Passage]) -> Iterator[ChatEvent]:
+    def answer(self, question: str, passages: Sequence[Passage],
+               history: Sequence[Turn] = ()) -> Iterator[ChatEvent]:
         scored, rank_usage = self._score(question, passages)
         chosen = self._choose(scored)
         if not chosen:
