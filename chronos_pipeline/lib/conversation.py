@@ -102,11 +102,34 @@ def _question_and_answer_terms(question: str, history: Sequence[Turn]) -> str:
     return " ".join([question, *asked, *answered]).strip()
 
 
+# Words by which a question leans on an earlier turn ("that", "the other one", "it").
+_REFERRING_WORDS = """
+it its it's that this these those they them their theirs there then he she him his her
+one ones other others another same such instead also too else
+"""
+REFERRING_WORDS = frozenset(_REFERRING_WORDS.split())
+OPENERS = ("and ", "but ", "so ", "or ", "what about", "how about", "then ")
+
+
+def leans_on_history(question: str) -> bool:
+    """Whether ``question`` refers to an earlier turn: a referring word, an opening like
+    "And …" or "What about …", or at most one word of its own topic."""
+    lowered = question.lower().strip()
+    words = {w.strip("'-") for w in _WORD.findall(lowered)}
+    return (bool(words & REFERRING_WORDS) or lowered.startswith(OPENERS)
+            or len(content_words(question)) <= 1)
+
+
+def _question_terms_when_referring(question: str, history: Sequence[Turn]) -> str:
+    return _question_terms(question, history) if leans_on_history(question) else question
+
+
 METHODS: dict[str, Callable[[str, Sequence[Turn]], str]] = {
     "none": _none,
     "previous-question": _previous_question,
     "question-terms": _question_terms,
     "question-and-answer-terms": _question_and_answer_terms,
+    "question-terms-when-referring": _question_terms_when_referring,
 }
 DEFAULT_METHOD = "question-terms"
 

@@ -23,7 +23,7 @@ import numpy as np
 from chronos_pipeline.lib.ledger import Usage
 from chronos_pipeline.lib.providers.base import Embedder, Passage
 
-COVERAGE_MIN = 0.39
+COVERAGE_MIN = 0.392
 
 
 @dataclass(frozen=True)

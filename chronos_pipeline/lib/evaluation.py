@@ -297,7 +297,8 @@ def summary_lines(report: Report) -> Sequence[str]:
     good, shown = report.citations
     mrr = report.mrr
     lines = [
-        f"{len(report.outcomes)} questions: {covered} covered, {off} off-topic "
+        f"{len(report.outcomes)} questions: {covered} covered, {len(report.follow_ups)} "
+        f"follow-ups, {off} off-topic "
         f"(a cited moment counts within ±{TOLERANCE_S:g} s)",
         f"  hit@1               {_ratio(report.hits_at(1), covered)}",
         f"  hit@3               {_ratio(report.hits_at(TOP), covered)}",

@@ -6,7 +6,7 @@ loopback server)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from chronos_api.app import create_app
 from chronos_pipeline.lib.answering import NOT_COVERED
 from chronos_pipeline.lib.services import Services
+from chronos_pipeline.lib.steps import load_chunks
 from tests.api.test_chat import parse_sse
 from tests.conftest import World
 from tests.loopback import Loopback, loopback
@@ -23,7 +24,8 @@ TOLERANCE_S = 10.0
 # The sample lecture's sentences (samples/lecture/timeline.json).
 OVERSOLD_AT_S = 134.177  # "… a reading below thirty is labelled oversold."
 NOT_ORDERS_AT_S = 141.9  # "Those levels are not automatic buy or sell orders."
-WILDER = "It was introduced by the technical analyst Welles Wilder"
+# Whisper hears "Welles Wilder in nineteen seventy eight" as "while they're in 1978".
+INTRODUCED = "introduced by the technical analyst"
 OFF_TOPIC = "Who won the football World Cup in 1998?"
 
 
@@ -49,17 +51,36 @@ def chat_records(world: World, message_id: str) -> list[tuple[str, str]]:
     return [(str(stage), str(provider)) for stage, provider in rows]
 
 
+@pytest.fixture(scope="module")
+def paying(world: World) -> tuple[str, dict[str, str]]:
+    """A creator of their own (paid spend stays off the world creator's ledger) with the
+    sample lecture's chunks and vectors."""
+    creator, key = world.services.catalog.create_creator("Paying creator")
+    video = world.services.catalog.create_video(creator.id, "Momentum indicators")
+    chunks = load_chunks(world.services, world.services.catalog.find_video(world.video_id))
+    vectors, _ = world.services.embedder.embed([c.text for c in chunks])
+    world.services.vectors.replace_video(creator_id=creator.id, video_id=video.id,
+                                         course_id=None, chunks=chunks, vectors=vectors)
+    return creator.id, {"Authorization": f"Bearer {key}"}
+
+
 @pytest.fixture
-def paid(world: World) -> Iterator[tuple[TestClient[Any], Loopback, Services]]:
-    """The world's lectures answered by Anthropic's SDK against the loopback server."""
+def paid(world: World, paying: tuple[str, dict[str, str]]
+         ) -> Iterator[tuple[TestClient[Any], Loopback, dict[str, str]]]:
+    """That creator's lecture answered by Anthropic's SDK against the loopback server."""
     with loopback() as server:
         settings = world.settings.with_overrides(
             chat_model="anthropic", anthropic_api_key="sk-ant-test",
             anthropic_base_url=server.base_url, provider_max_retries=0)
         services = Services(settings)
         with TestClient(create_app(services=services)) as client:
-            yield client, server, services
+            yield client, server, paying[1]
         services.close()
+
+
+def answering(reply: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str]:
+    """A loopback model that answers with ``reply`` and names sessions "RSI"."""
+    return lambda body: reply(body) if body.get("stream") else "RSI"
 
 
 def excerpt_times(body: dict[str, Any]) -> list[str]:
@@ -98,9 +119,9 @@ def test_a_follow_up_in_a_session_retrieves_the_moment_its_first_question_set_up
 
 
 def test_a_paid_model_rewrites_a_follow_up_sees_the_turns_and_titles_the_session_at_a_cost(
-    world: World, paid: tuple[TestClient[Any], Loopback, Services]
+    world: World, paid: tuple[TestClient[Any], Loopback, dict[str, str]]
 ) -> None:
-    client, server, _ = paid
+    client, server, headers = paid
 
     def model(body: dict[str, Any]) -> str:
         if not body.get("stream"):
@@ -111,12 +132,11 @@ def test_a_paid_model_rewrites_a_follow_up_sees_the_turns_and_titles_the_session
         return f"Such levels are not automatic buy or sell orders [{excerpt_times(body)[0]}]."
 
     server.responder = model
-    first = ask(client, world.headers, "Below what RSI number would a stock be considered "
-                                       "oversold?")
+    first = ask(client, headers, "Below what RSI number would a stock be considered oversold?")
     assert first["title"] == "RSI oversold levels"
     assert chat_records(world, first["message_id"]) == [
         ("chat", "anthropic"), ("query-embed", "local"), ("title", "anthropic")]
-    second = ask(client, world.headers, "Does that mean I should buy immediately?",
+    second = ask(client, headers, "Does that mean I should buy immediately?",
                  first["session_id"])
     assert "title" not in second
     stages = chat_records(world, second["message_id"])
@@ -152,10 +172,10 @@ def test_an_off_topic_question_gets_not_covered_with_no_references_and_no_chat_c
 
 
 def test_an_off_topic_question_makes_no_request_to_a_paid_chat_model(
-    world: World, paid: tuple[TestClient[Any], Loopback, Services]
+    world: World, paid: tuple[TestClient[Any], Loopback, dict[str, str]]
 ) -> None:
-    client, server, _ = paid
-    body = ask(client, world.headers, OFF_TOPIC)
+    client, server, headers = paid
+    body = ask(client, headers, OFF_TOPIC)
     assert body["answer"] == NOT_COVERED and body["references"] == []
     assert body["covered"] is False and body["cost_usd"] == 0.0
     assert server.served("/v1/messages") == 0
@@ -169,55 +189,53 @@ def test_the_local_answerers_quotes_are_verified_sentences(world: World) -> None
 
 
 def test_a_supported_citation_points_at_its_own_sentence_and_is_verified(
-    world: World, paid: tuple[TestClient[Any], Loopback, Services]
+    world: World, paid: tuple[TestClient[Any], Loopback, dict[str, str]]
 ) -> None:
-    client, server, _ = paid
-    server.responder = lambda body: (
-        "RSI was created by Welles Wilder in 1978 "
-        f"[{excerpt_holding(body, 'Welles Wilder')}].")
-    response = client.post("/chat", json={"question": "Who invented RSI?"},
-                           headers=world.headers)
+    client, server, headers = paid
+    server.responder = answering(lambda body: (
+        "RSI was introduced by a technical analyst in 1978 "
+        f"[{excerpt_holding(body, INTRODUCED)}]."))
+    response = client.post("/chat", json={"question": "Who invented RSI?"}, headers=headers)
     references = next(d for n, d in parse_sse(response.text) if n == "references")
     assert len(references) == 1
     ref = references[0]
     assert ref["verified"] is True and ref["note"] == ""
-    assert ref["text"].startswith(WILDER[:20]) or "Wilder" in ref["text"]
+    assert INTRODUCED in ref["text"]
     # The sentence's own time, not the excerpt's (which starts earlier).
     assert abs(ref["start_s"] - 112.6) < 2.0
-    assert ref["claim"] == "RSI was created by Welles Wilder in 1978."
+    assert ref["claim"] == "RSI was introduced by a technical analyst in 1978."
 
 
 def test_a_loopback_answer_citing_a_time_it_was_not_given_is_flagged_unverified(
-    world: World, paid: tuple[TestClient[Any], Loopback, Services]
+    world: World, paid: tuple[TestClient[Any], Loopback, dict[str, str]]
 ) -> None:
-    client, server, _ = paid
+    client, server, headers = paid
     server.answer = "RSI was created by Welles Wilder in 1978 [59:59]."
-    response = client.post("/chat", json={"question": "Who invented RSI?"},
-                           headers=world.headers)
+    response = client.post("/chat", json={"question": "Who invented RSI?"}, headers=headers)
     events = parse_sse(response.text)
     references = next(d for n, d in events if n == "references")
     assert [(r["timestamp"], r["verified"], r["video_id"]) for r in references] == [
         ("59:59", False, "")]
     assert "not among the excerpts" in references[0]["note"]
     session = client.get(f"/chat/sessions/{events[-1][1]['session_id']}",
-                         headers=world.headers).json()
+                         headers=headers).json()
     assert session["messages"][1]["references"][0]["verified"] is False
 
 
 def test_a_loopback_answer_citing_a_passage_that_does_not_support_its_claim_is_flagged(
-    world: World, paid: tuple[TestClient[Any], Loopback, Services]
+    world: World, paid: tuple[TestClient[Any], Loopback, dict[str, str]]
 ) -> None:
-    client, server, _ = paid
+    client, server, headers = paid
     # The right excerpt for RSI's inventor, cited for a claim the lecture never makes.
-    server.responder = lambda body: (
+    server.responder = answering(lambda body: (
         "Photosynthesis turns sunlight into sugar in the chloroplasts "
-        f"[{excerpt_holding(body, 'Welles Wilder')}]. RSI was created by Welles Wilder in "
-        f"1978 [{excerpt_holding(body, 'Welles Wilder')}].")
-    body = ask(client, world.headers, "Who invented RSI?")
+        f"[{excerpt_holding(body, INTRODUCED)}]. RSI was introduced by a technical analyst "
+        f"in 1978 [{excerpt_holding(body, INTRODUCED)}]."))
+    body = ask(client, headers, "Who invented RSI?")
     verdicts = {r["claim"]: r["verified"] for r in body["references"]}
     assert verdicts == {
         "Photosynthesis turns sunlight into sugar in the chloroplasts.": False,
-        "RSI was created by Welles Wilder in 1978.": True,
+        "RSI was introduced by a technical analyst in 1978.": True,
     }
     flagged = next(r for r in body["references"] if not r["verified"])
     assert "does not support" in flagged["note"]
