@@ -326,7 +326,8 @@ class Player:
                        and _opening(o.answer_sentence) != self.phrase]
 
     def playing(self, kind: str) -> Callable[[dict[str, Any]], str]:
-        return lambda body: self.reply(kind, body)
+        # A request that does not stream is the new session's title call.
+        return lambda body: self.reply(kind, body) if body.get("stream") else "A title"
 
     def reply(self, kind: str, body: dict[str, Any]) -> str:
         given = excerpts(body)

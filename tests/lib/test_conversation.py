@@ -33,6 +33,13 @@ def test_a_follow_up_borrows_the_previous_questions_topic_words() -> None:
     assert standalone_question("What is RSI?", []) == "What is RSI?"
 
 
+def test_a_new_topic_in_a_session_is_not_dragged_back_to_the_old_one() -> None:
+    history = [Turn("user", "Below what RSI number is a stock oversold?"),
+               Turn("assistant", "[02:14] \"a reading below thirty is labelled oversold\"")]
+    question = "How is the load factor of a hash table defined?"
+    assert standalone_question(question, history) == question
+
+
 def test_chat_turns_alternate_from_the_user_and_end_before_the_new_question() -> None:
     turns = [Turn("assistant", "hello"), Turn("user", "a"), Turn("user", "b"),
              Turn("assistant", "c"), Turn("user", "unanswered")]
