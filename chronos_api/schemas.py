@@ -188,7 +188,9 @@ class ChatIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReferenceOut(msgspec.Struct):
-    """A cited moment: the lecture, where in it, and what was said."""
+    """A cited sentence. ``verified`` is false when the generative answer's ``claim`` is not
+    supported by it, or cites a time the model was not given (``note`` says which; then
+    ``video_id`` and ``text`` are empty)."""
 
     video_id: str
     title: str
@@ -197,11 +199,15 @@ class ReferenceOut(msgspec.Struct):
     timestamp: str
     text: str
     score: float
+    verified: bool = True
+    claim: str = ""
+    note: str = ""
 
     @classmethod
     def of(cls, reference: Reference) -> ReferenceOut:
         return cls(reference.video_id, reference.title, reference.start_s, reference.end_s,
-                   reference.timestamp, reference.text, reference.score)
+                   reference.timestamp, reference.text, reference.score, reference.verified,
+                   reference.claim, reference.note)
 
 
 class AnswerOut(msgspec.Struct, omit_defaults=True):
@@ -209,6 +215,10 @@ class AnswerOut(msgspec.Struct, omit_defaults=True):
     references: list[ReferenceOut]
     session_id: str
     message_id: str
+    # False when nothing in the lectures answers the question (and nothing is cited).
+    covered: bool = True
+    # A new session's title when a generative model named it.
+    title: str | None = None
     # Absent for students: they never see costs.
     usage: dict[str, float] | None = None
     cost_usd: Usd | None = None
@@ -225,8 +235,12 @@ class AnswerDoneEvent(msgspec.Struct, omit_defaults=True):
 
     session_id: str
     message_id: str
+    # False when nothing retrieved answers the question (the answer says so, cites nothing).
+    covered: bool
     usage: dict[str, float] | None = None
     cost_usd: Usd | None = None
+    # The session's title, on the first answer of a new session.
+    title: str | None = None
 
 
 class ChatMessageOut(msgspec.Struct):

@@ -53,9 +53,9 @@ def creator(services: Services) -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def sample_questions() -> list[dict[str, Any]]:
-    """The sample lecture's covered questions (the off-topic ones have no moment)."""
+    """The sample lecture's covered questions that stand alone (no off-topic, no follow-up)."""
     questions = json.loads((SAMPLE_DIR / "questions.json").read_text())["questions"]
-    return [q for q in questions if not q.get("off_topic")]
+    return [q for q in questions if not q.get("off_topic") and "follow_up_of" not in q]
 
 
 def _pg_admin() -> Any:

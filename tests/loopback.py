@@ -6,6 +6,11 @@ consumed in order: ``"429"`` (with Retry-After), ``"500"``, ``"401"``, ``"malfor
 200 whose body is not JSON), ``"slow"`` (answers after 2 s), ``"ok"`` (no fault), and for
 streams ``"cut"`` (stops after the first text delta) and ``"nousage"``. Every request is
 kept for assertions; ``billed`` holds the usage of every answer the server completed.
+
+A chat answer is ``answer``, or what ``responder`` returns for the request's body (a test
+that plays a model: it can read the excerpts it was given and cite right or wrong times).
+Chat requests without ``"stream": true`` get one JSON message (the short rewrite and title
+calls).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email import policy
 from email.parser import BytesParser
@@ -49,11 +54,15 @@ class Loopback:
         self.faults: dict[str, list[str]] = defaultdict(list)
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.answer = "RSI was introduced in 1978 [01:52]."
+        self.responder: Callable[[dict[str, Any]], str] | None = None
         self.cache_usage = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         self.billed: list[dict[str, int]] = []
         self.openai_cached_tokens = 0
         self.pieces: dict[int, dict[str, Any]] = {}
         self.port = 0
+
+    def reply(self, body: dict[str, Any]) -> str:
+        return self.responder(body) if self.responder is not None else self.answer
 
     @property
     def base_url(self) -> str:
@@ -124,10 +133,14 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
             elif path == "/v1/embeddings":
                 self._embeddings(body)
+            elif path == "/v1/messages" and not body.get("stream"):
+                self._message(body)
             elif path == "/v1/messages":
                 self._messages(body, cut=fault == "cut")
             elif path == "/v1/audio/transcriptions":
                 self._transcription(body)
+            elif path == "/v1/chat/completions" and not body.get("stream"):
+                self._completion(body)
             elif path == "/v1/chat/completions":
                 self._completions(body, cut=fault == "cut", usage=fault != "nousage")
             else:
@@ -146,10 +159,33 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
             self._json(200, {"object": "list", "data": data, "model": body["model"],
                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
+        def _message(self, body: dict[str, Any]) -> None:
+            text = state.reply(body)
+            usage = {"input_tokens": words(json.dumps(body["messages"])
+                                           + json.dumps(body.get("system", ""))),
+                     "output_tokens": words(text)}
+            state.billed.append({"input_token": usage["input_tokens"],
+                                 "output_token": usage["output_tokens"]})
+            self._json(200, {"id": "msg_loopback", "type": "message", "role": "assistant",
+                             "model": body["model"], "stop_reason": "end_turn",
+                             "stop_sequence": None, "usage": usage,
+                             "content": [{"type": "text", "text": text}]})
+
+        def _completion(self, body: dict[str, Any]) -> None:
+            text = state.reply(body)
+            prompt, completion = words(json.dumps(body["messages"])), words(text)
+            state.billed.append({"input_token": prompt, "output_token": completion})
+            self._json(200, {"id": "chatcmpl-loopback", "object": "chat.completion",
+                             "created": 0, "model": body["model"],
+                             "choices": [{"index": 0, "finish_reason": "stop",
+                                          "message": {"role": "assistant", "content": text}}],
+                             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                       "total_tokens": prompt + completion}})
+
         def _messages(self, body: dict[str, Any], *, cut: bool) -> None:
             prompt = json.dumps(body["messages"]) + json.dumps(body.get("system", ""))
             input_tokens = words(prompt)
-            pieces = state.answer.split(" ")
+            pieces = state.reply(body).split(" ")
             deltas = [p + (" " if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]
             output_tokens = len(pieces)
             usage = {"input_tokens": input_tokens, "output_tokens": 1, **state.cache_usage}
@@ -217,7 +253,7 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
 
         def _completions(self, body: dict[str, Any], *, cut: bool, usage: bool) -> None:
             prompt_tokens = words(json.dumps(body["messages"]))
-            pieces = state.answer.split(" ")
+            pieces = state.reply(body).split(" ")
             chunks: list[dict[str, Any]] = []
             for i, piece in enumerate(pieces):
                 text = piece + (" " if i < len(pieces) - 1 else "")
@@ -253,9 +289,12 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
 
 
 def cloud_env(server: Loopback, data_dir: str) -> dict[str, str]:
-    """The settings (environment) that put embeddings and chat on this server."""
+    """The settings (environment) that put embeddings and chat on this server.
+
+    The coverage check is off: the server transcribes to placeholder words ("piece 0 part
+    1") that cover no question, and these settings are for tests of billing and wiring."""
     return {
-        "CHRONOS_DATA_DIR": data_dir,
+        "CHRONOS_DATA_DIR": data_dir, "CHRONOS_COVERAGE_MIN": "off",
         "CHRONOS_EMBEDDER": "openai", "OPENAI_API_KEY": "sk-test",
         "CHRONOS_OPENAI_BASE_URL": f"{server.base_url}/v1",
         "CHRONOS_CHAT_MODEL": "anthropic", "ANTHROPIC_API_KEY": "sk-ant-test",

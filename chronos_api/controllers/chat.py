@@ -43,7 +43,8 @@ def _event(name: str, data: msgspec.Struct | list[ReferenceOut]) -> ServerSentEv
 def sse_events(
     answering: Answering, asker: Principal, data: ChatIn
 ) -> Iterator[ServerSentEventMessage]:
-    """``answer`` text deltas, ``references``, then ``done`` — or ``error`` mid-stream."""
+    """``answer`` text deltas, ``references`` (each ``verified`` or flagged), then ``done``
+    (``covered`` false for a "not covered" answer) — or ``error`` mid-stream."""
     try:
         for event in answering.stream(asker.creator_id, data.question,
                                       course_id=data.course_id, session_id=data.session_id,
@@ -54,10 +55,11 @@ def sse_events(
                 yield _event("references", [ReferenceOut.of(r) for r in event.references])
             elif isinstance(event, AnswerDone):
                 yield _event("done", AnswerDoneEvent(
-                    event.session_id, event.message_id,
+                    event.session_id, event.message_id, event.covered,
                     # Students never see costs.
                     usage=None if asker.is_student else event.usage,
-                    cost_usd=None if asker.is_student else usd_text(event.cost_usd)))
+                    cost_usd=None if asker.is_student else usd_text(event.cost_usd),
+                    title=event.title))
     except ChronosError as exc:
         # Headers are gone once streaming starts: the failure travels as an event.
         yield _event("error", error_body(exc))
@@ -95,6 +97,7 @@ class ChatController(Controller):
             usage=None if student else result.usage,
             cost_usd=None if student else usd_text(result.cost_usd),
             session_id=result.session_id, message_id=result.message_id,
+            covered=result.covered, title=result.title,
         )
 
     @get("/sessions", sync_to_thread=True, opt=STUDENTS, **documented())

@@ -31,10 +31,12 @@ from chronos_pipeline.lib.openai_wire import (
     error_of,
     error_response,
     get_model,
+    history_of,
     list_models,
     question_of,
     resolve_model,
 )
+from chronos_pipeline.lib.providers.base import Turn
 from chronos_pipeline.lib.services import Services
 
 log = logging.getLogger("chronos_api")
@@ -75,12 +77,13 @@ def openai_internal_error(request: Request[Any, Any, Any], exc: Exception
 
 
 def sse_body(writer: CompletionWriter, answering: Answering, principal: Principal,
-             question: str, course_id: str | None, include_usage: bool) -> Iterator[bytes]:
+             question: str, course_id: str | None, include_usage: bool,
+             history: list[Turn]) -> Iterator[bytes]:
     """``data:`` lines of chunks, then ``data: [DONE]`` — or an OpenAI error object when
     something fails after the headers went (the SDK raises it as an ``APIError``)."""
     events = answering.stream(principal.creator_id, question, course_id=course_id,
                               student_id=principal.student_id,
-                              message_id=writer.id.removeprefix("chatcmpl-"))
+                              message_id=writer.id.removeprefix("chatcmpl-"), history=history)
     try:
         for chunk in writer.chunks(events, include_usage=include_usage):
             yield _sse(chunk)
@@ -131,10 +134,11 @@ class OpenAIController(Controller):
                                   show_cost=not principal.is_student)
         if data.stream:
             return Stream(sse_body(writer, answering, principal, question, course_id,
-                                   data.include_usage),
+                                   data.include_usage, history_of(data)),
                           media_type="text/event-stream",
                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         events = answering.stream(principal.creator_id, question, course_id=course_id,
                                   student_id=principal.student_id,
-                                  message_id=writer.id.removeprefix("chatcmpl-"))
+                                  message_id=writer.id.removeprefix("chatcmpl-"),
+                                  history=history_of(data))
         return Response(writer.completion(events))

@@ -245,6 +245,14 @@ if (player) {
 
 // ---------------------------------------------------------------- chat
 function referenceBadge(ref) {
+  // A generative answer's claim its cited sentence does not support stays visible, flagged.
+  if (ref.verified === false) {
+    const label = `unverified · ${ref.title ? ref.title + " · " : ""}${ref.timestamp}`;
+    const tip = `${ref.note}${ref.claim ? `: “${ref.claim}”` : ""}`;
+    return ref.video_id
+      ? el("a", { class: "ref unverified", href: `/app/lectures/${ref.video_id}?t=${ref.start_s}`, title: tip, text: label })
+      : el("span", { class: "ref unverified", title: tip, text: label });
+  }
   return el("a", { class: "ref", href: `/app/lectures/${ref.video_id}?t=${ref.start_s}`,
     title: ref.text, text: `${ref.title} · ${ref.timestamp}` });
 }
@@ -305,7 +313,7 @@ if (chatForm) {
               chatForm.dataset.session = data.session_id;
               history.replaceState(null, "", `/app/chat/${data.session_id}`);
               const link = el("a", { href: `/app/chat/${data.session_id}`, "aria-current": "page",
-                text: question.length > 80 ? question.slice(0, 80) + "…" : question });
+                text: data.title || (question.length > 80 ? question.slice(0, 80) + "…" : question) });
               document.querySelector("ul.sessions")?.prepend(el("li", {}, link));
             }
             if (isCreator && "cost_usd" in data) {

@@ -697,6 +697,13 @@ class Catalog(_BudgetMixin, PeopleMixin):
                 raise NotFoundError(f"no chat session {session_id}")
             return _session(row)
 
+    def rename_chat_session(self, session_id: str, title: str) -> None:
+        with self._tx() as session:
+            row = session.get(ChatSessionRow, session_id)
+            if row is None:
+                raise NotFoundError(f"no chat session {session_id}")
+            row.title = title[:200]
+
     def list_chat_sessions(self, creator_id: str,
                            student_id: str | None = None) -> list[ChatSession]:
         with self._tx() as session:

@@ -44,7 +44,9 @@ CLOUD_MODELS: dict[str, tuple[str, str]] = {
     "transcribe": ("openai", "whisper-1"),
     "embed": ("openai", "text-embedding-3-small"),
     "query-embed": ("openai", "text-embedding-3-small"),
+    "rewrite": ("anthropic", "claude-haiku-4-5"),
     "chat": ("anthropic", "claude-haiku-4-5"),
+    "title": ("anthropic", "claude-haiku-4-5"),
 }
 
 # Local unit → (cloud unit, cloud units per local unit).

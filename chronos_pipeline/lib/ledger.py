@@ -65,7 +65,9 @@ SCHEMA = pa.schema(
         ("run_id", pa.string()),
     ]
 )
-STAGES = ("upload", "transcribe", "embed", "query-embed", "chat")
+# ``rewrite`` and ``title``: a generative chat model's short calls around an answer (a
+# follow-up made to stand alone, a session's title), priced like its chat.
+STAGES = ("upload", "transcribe", "embed", "query-embed", "rewrite", "chat", "title")
 QUANTUM = Decimal("0.000000000001")
 
 

@@ -42,6 +42,7 @@ from chronos_pipeline.lib.errors import (
     TransientError,
     ValidationError,
 )
+from chronos_pipeline.lib.providers.base import Turn
 
 ALL_COURSES_MODEL = "chronos-all"
 COURSE_MODEL_PREFIX = "chronos-course-"
@@ -143,8 +144,22 @@ class ChatCompletionRequest(msgspec.Struct):
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
+def _text(content: str | list[ContentPart] | None) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.text or "" for p in content or [] if p.type == "text")
+
+
+def history_of(request: ChatCompletionRequest) -> list[Turn]:
+    """The user and assistant turns before the last user message: the conversation a
+    follow-up question is read with (system and tool messages are not part of it)."""
+    last = max((i for i, m in enumerate(request.messages) if m.role == "user"), default=0)
+    return [Turn(m.role, _text(m.content)) for m in request.messages[:last]
+            if m.role in ("user", "assistant") and _text(m.content).strip()]
+
+
 def question_of(request: ChatCompletionRequest) -> str:
-    """The last user message is the question; earlier turns are accepted, not used yet."""
+    """The last user message is the question; the turns before it are its history."""
     if request.n not in (None, 1):
         raise ValidationError("only n=1 is supported: there is one answer per question")
     if not request.messages:
@@ -175,6 +190,10 @@ class Citation(msgspec.Struct):
     timestamp: str
     url: str
     text: str
+    # False when the cited sentence does not support the answer's claim, or the time was
+    # not among the excerpts (``note`` says which; ``video_id`` and ``url`` are empty then).
+    verified: bool = True
+    note: str = ""
 
 
 class Usage(msgspec.Struct, omit_defaults=True):
@@ -259,14 +278,18 @@ def citations_of(references: Sequence[AnswerReference], base_url: str) -> list[C
     return [
         Citation(video_id=r.video_id, title=r.title, start_s=r.start_s, end_s=r.end_s,
                  timestamp=r.timestamp, text=r.text,
-                 url=f"{base}/app/lectures/{quote(r.video_id)}?t={int(r.start_s)}")
+                 url=(f"{base}/app/lectures/{quote(r.video_id)}?t={int(r.start_s)}"
+                      if r.video_id else ""),
+                 verified=r.verified, note=r.note)
         for r in references
     ]
 
 
 def sources_text(citations: Sequence[Citation]) -> str:
     """The source list appended to the answer: one ``[mm:ss] title`` line per moment."""
-    lines = list(dict.fromkeys(f"[{c.timestamp}] {c.title}" for c in citations))
+    lines = list(dict.fromkeys(
+        f"[{c.timestamp}] {c.title}" + ("" if c.verified else " (unverified)").rstrip()
+        for c in citations))
     if not lines:
         return ""
     return "\n\n" + SOURCES_HEADING + "\n" + "\n".join(lines) + "\n"

@@ -127,11 +127,21 @@ class Services:
                       min_duration_s=self.settings.min_duration_s)
 
     @cached_property
+    def checker(self) -> Embedder:
+        """The local embedder that checks coverage and citations at no cost."""
+        if self.embedder.provider == "local":
+            return self.embedder
+        from chronos_pipeline.lib.providers.local_embedder import LocalEmbedder
+
+        return LocalEmbedder(threads=self.settings.whisper_threads)
+
+    @cached_property
     def answering(self) -> Answering:
         return Answering(catalog=self.catalog, vectors=self.vectors, embedder=self.embedder,
                          chat_model=self.chat_model, ledger=self.ledger,
                          budgets=self.budgets, k=self.settings.retrieval_k,
-                         retrieval_mode=self.settings.retrieval)
+                         retrieval_mode=self.settings.retrieval,
+                         checker=self.checker, coverage_min=self.settings.coverage_min)
 
     def close(self) -> None:
         if "catalog" in self.__dict__:

@@ -26,6 +26,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _coverage_min(env: Mapping[str, str]) -> float | None:
+    raw = env.get("CHRONOS_COVERAGE_MIN", "").strip().lower()
+    if not raw:
+        return None
+    return -1.0 if raw == "off" else _float(env, "CHRONOS_COVERAGE_MIN", 0.0)
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -61,6 +68,9 @@ class Settings:
     retrieval_k: int = 5
     # "vector" or "hybrid" (vector fused with full-text search; lib/retrieval.py).
     retrieval: str = "vector"
+    # Best question-to-sentence similarity below which a question is "not covered" (None:
+    # the calibrated default of lib/coverage.py; "off" in the environment, stored as -1).
+    coverage_min: float | None = None
     min_duration_s: float = 1.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -102,6 +112,7 @@ class Settings:
             chunk_overlap_words=_int(env, "CHRONOS_CHUNK_OVERLAP_WORDS", 30),
             retrieval_k=_int(env, "CHRONOS_RETRIEVAL_K", 5),
             retrieval=env.get("CHRONOS_RETRIEVAL") or "vector",
+            coverage_min=_coverage_min(env),
             min_duration_s=_float(env, "CHRONOS_MIN_DURATION_S", 1.0),
             api_host=env.get("CHRONOS_API_HOST", "127.0.0.1"),
             api_port=_int(env, "CHRONOS_API_PORT", 8000),

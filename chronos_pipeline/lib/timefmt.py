@@ -9,3 +9,11 @@ def timestamp(seconds: float) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def seconds_of(stamp: str) -> float:
+    """The seconds a ``mm:ss`` or ``h:mm:ss`` timestamp names."""
+    total = 0
+    for part in stamp.split(":"):
+        total = total * 60 + int(part)
+    return float(total)

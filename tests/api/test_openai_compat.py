@@ -86,7 +86,9 @@ def test_the_sdk_gets_an_answer_with_cited_moments_in_text_and_as_structured_cit
     citations = choice.message.model_extra["citations"]  # type: ignore[index]
     assert citations == choice.message.citations  # type: ignore[attr-defined]
     assert set(citations[0]) == {"video_id", "title", "start_s", "end_s", "timestamp", "url",
-                                 "text"}
+                                 "text", "verified", "note"}
+    # The local answerer quotes the cited sentences themselves.
+    assert all(c["verified"] and c["note"] == "" for c in citations)
     assert {c["video_id"] for c in citations} == {world.video_id}
     assert any(c["start_s"] - TOLERANCE_S <= RSI_AT_S <= c["end_s"] + TOLERANCE_S
                for c in citations)
@@ -94,6 +96,21 @@ def test_the_sdk_gets_an_answer_with_cited_moments_in_text_and_as_structured_cit
         assert f"[{citation['timestamp']}] {citation['title']}" in text
         assert citation["url"] == (f"{base_url}/app/lectures/{world.video_id}"
                                    f"?t={int(citation['start_s'])}")
+
+
+def test_earlier_turns_make_a_follow_up_find_the_moment_they_lead_to(
+    world: World, base_url: str
+) -> None:
+    completion = sdk(base_url, world.api_key).chat.completions.create(
+        model="chronos-all",
+        messages=[{"role": "user",
+                   "content": "Below what RSI number would a stock be considered oversold?"},
+                  {"role": "assistant", "content": "Below thirty, RSI reads as oversold."},
+                  {"role": "user", "content": "Does that mean I should buy immediately?"}])
+    citations = completion.choices[0].message.model_extra["citations"]  # type: ignore[index]
+    # "Those levels are not automatic buy or sell orders." (141.9 s)
+    assert any(c["start_s"] - TOLERANCE_S <= 141.9 <= c["end_s"] + TOLERANCE_S
+               for c in citations[:3])
 
 
 def test_a_streamed_answer_assembles_to_the_same_text_and_ends_with_usage(

@@ -13,17 +13,31 @@ from chronos_pipeline.lib.evaluation import (
     load_questions,
     parse_questions,
 )
-from tests.conftest import SAMPLE_DIR
+from tests.conftest import REPO, SAMPLE_DIR
 
 
 def ref(start_s: float, video_id: str = "vd_a") -> Reference:
     return Reference(video_id, "Lecture", start_s, start_s + 4.0, "00:00", "text", 0.5)
 
 
-def test_the_sample_question_file_has_ten_covered_and_five_off_topic_questions() -> None:
+def test_the_sample_question_file_has_covered_off_topic_and_follow_up_questions() -> None:
     questions = load_questions(SAMPLE_DIR / "questions.json")
-    assert len(questions.covered) == 10 and len(questions.questions) == 15
+    assert len(questions.covered) == 10 and len(questions.questions) == 22
     assert all(q.answer_at_s is not None for q in questions.covered)
+    assert sum(q.off_topic for q in questions.questions) == 8
+    assert len(questions.follow_ups) == 4
+    for number, q in enumerate(questions.questions):
+        if q.follow_up_of is not None:
+            base = questions.questions[q.follow_up_of]
+            assert q.follow_up_of < number and not base.off_topic and q.answer_claim
+
+
+def test_every_question_file_names_its_follow_ups_by_an_earlier_index() -> None:
+    for path in [SAMPLE_DIR / "questions.json",
+                 *sorted((REPO / "benchmarks" / "heldout").glob("*/questions.json"))]:
+        questions = load_questions(path)
+        assert questions.follow_ups, path
+        assert all(q.answer_claim for q in questions.covered + questions.follow_ups), path
 
 
 @pytest.mark.parametrize(
@@ -39,9 +53,11 @@ def test_the_sample_question_file_has_ten_covered_and_five_off_topic_questions()
         (b'{"questions": [{"question": "Who?", "answer_at": 3}]}', "unknown field `answer_at`"),
         (b'{"questions": [{"question": "Who?", "off_topic": true, "answer_at_s": 3}]}',
          "an off-topic question has no answer_at_s"),
+        (b'{"questions": [{"question": "And then?", "answer_at_s": 3, "follow_up_of": 0}]}',
+         "question 1: follow_up_of must be the 0-based index of an earlier question"),
     ],
     ids=["not-json", "bare-list", "empty", "blank-question", "no-moment",
-         "moment-not-a-number", "typo-field", "off-topic-with-moment"],
+         "moment-not-a-number", "typo-field", "off-topic-with-moment", "follow-up-of-itself"],
 )
 def test_a_malformed_question_file_says_what_is_wrong_and_where(
     content: bytes, says: str
@@ -58,6 +74,8 @@ def test_metrics_follow_their_documented_definitions() -> None:
     abstained = Question("d?", answer_at_s=70.0)
     off_quiet = Question("e?", off_topic=True)
     off_loud = Question("f?", off_topic=True)
+    follow_hit = Question("g?", answer_at_s=150.0, follow_up_of=0)
+    follow_miss = Question("h?", answer_at_s=300.0, follow_up_of=1)
     report = Report([
         Outcome(at_first, [ref(8.0), ref(150.0)], "cm_1"),
         # 100 s lies in [start - 10, end + 10] of a reference starting at 105 s.
@@ -66,12 +84,16 @@ def test_metrics_follow_their_documented_definitions() -> None:
         Outcome(abstained, [], "cm_4"),
         Outcome(off_quiet, [], "cm_5"),
         Outcome(off_loud, [ref(12.0)], "cm_6"),
+        Outcome(follow_hit, [ref(30.0), ref(150.0)], "cm_7"),
+        Outcome(follow_miss, [ref(30.0)], "cm_8"),
     ], session_id="cs_x", seconds=2.0)
     metrics = report.metrics()
-    assert (metrics["covered"], metrics["off_topic"]) == (4, 2)
+    assert (metrics["covered"], metrics["off_topic"], metrics["follow_ups"]) == (4, 2, 2)
+    # Follow-ups count on their own, not in hit@k, MRR or citation precision.
+    assert metrics["follow_up_hit_at_3"] == 1 / 2
     assert metrics["hit_at_1"] == 1 / 4 and metrics["hit_at_3"] == 2 / 4
     assert metrics["mrr"] == (1 + 1 / 2) / 4
     assert metrics["abstention"] == 1 / 2 and metrics["false_abstention"] == 1 / 4
     # Shown on covered questions: 2 + 3 + 1 references, of which 2 cite their moment.
     assert metrics["citation_precision"] == 2 / 6
-    assert metrics["questions_per_s"] == 3.0
+    assert metrics["questions_per_s"] == 4.0

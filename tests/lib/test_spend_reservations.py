@@ -127,7 +127,8 @@ def test_a_question_whose_answer_could_pass_the_limit_gets_402_before_any_reques
         services.catalog.set_budget(creator.id, Decimal("0.02"))
         assert client.post("/chat/answer", json={"question": "What is RSI?"},
                            headers=headers).status_code == 200
-    assert server.served("/v1/messages") == 1
+    # The answer, then the new session's short title call: both held, both made.
+    assert server.served("/v1/messages") == 2
     assert server.served("/v1/embeddings") == 1
     assert services.budgets.status(creator.id).reserved_usd == 0
 

@@ -24,12 +24,19 @@ from chronos_pipeline.lib.providers.base import (
     ChatEvent,
     ChatModel,
     Cited,
+    Completion,
     Finished,
     Passage,
     TextDelta,
+    Turn,
     at_most_tokens,
 )
-from chronos_pipeline.lib.providers.prompt import SYSTEM_PROMPT, cited, context_block
+from chronos_pipeline.lib.providers.prompt import (
+    SYSTEM_PROMPT,
+    alternating,
+    cited,
+    context_block,
+)
 from chronos_pipeline.lib.providers.provider_errors import translate
 
 # Prompts shorter than this are not cached by the provider (Haiku models' minimum), so
@@ -53,8 +60,10 @@ class AnthropicChatModel(ChatModel):
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
 
-    def request(self, question: str, passages: Sequence[Passage]) -> dict[str, Any]:
-        """The Messages API request, with cache breakpoints where caching pays."""
+    def request(self, question: str, passages: Sequence[Passage],
+                history: Sequence[Turn] = ()) -> dict[str, Any]:
+        """The Messages API request, with cache breakpoints where caching pays; earlier
+        turns come first, as the conversation's own messages."""
         context = context_block(passages)
         cacheable = (len(SYSTEM_PROMPT) + len(context)) // 4 >= MIN_CACHEABLE_TOKENS
         system: dict[str, Any] = {"type": "text", "text": SYSTEM_PROMPT}
@@ -65,9 +74,12 @@ class AnthropicChatModel(ChatModel):
             "model": self.model_id,
             "max_tokens": self.max_tokens,
             "system": [system],
-            "messages": [{"role": "user", "content": [
-                excerpts, {"type": "text", "text": f"Question: {question}"},
-            ]}],
+            "messages": [
+                *({"role": t.role, "content": t.text} for t in alternating(history)),
+                {"role": "user", "content": [
+                    excerpts, {"type": "text", "text": f"Question: {question}"},
+                ]},
+            ],
         }
 
     def expected_usage(self, question: str, passages: Sequence[Passage]) -> list[Usage]:
@@ -81,15 +93,31 @@ class AnthropicChatModel(ChatModel):
         return [Usage(self.provider, self.model_id,
                       {unit: tokens, "output_token": self.max_tokens}, estimated=True)]
 
+    def complete(self, system: str, prompt: str, *, max_tokens: int) -> Completion:
+        """One short non-streamed message, billed from the usage the API returns."""
+        try:
+            message = self._client.messages.create(
+                model=self.model_id, max_tokens=max_tokens, system=system,
+                messages=[{"role": "user", "content": prompt}])
+        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as exc:
+            raise translate("Anthropic", exc) from exc
+        text = "".join(b.text for b in message.content if getattr(b, "type", "") == "text")
+        usage = message.usage
+        return Completion(text, Usage(self.provider, self.model_id, {
+            "input_token": int(usage.input_tokens or 0),
+            "output_token": int(usage.output_tokens or 0),
+        }))
+
     def answer(
-        self, question: str, passages: Sequence[Passage], *,
+        self, question: str, passages: Sequence[Passage], history: Sequence[Turn] = (), *,
         query_vector: np.ndarray | None = None,
     ) -> Iterator[ChatEvent]:
         text: list[str] = []
         started: dict[str, float] = {}
         stopped = False
+        request = self.request(question, passages, history)
         try:
-            with self._client.messages.stream(**self.request(question, passages)) as stream:
+            with self._client.messages.stream(**request) as stream:
                 for event in stream:
                     if event.type == "message_start":
                         usage = event.message.usage

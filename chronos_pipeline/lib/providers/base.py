@@ -100,6 +100,22 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One earlier message of a conversation: ``role`` is ``user`` or ``assistant``."""
+
+    role: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A short non-streamed answer (a rewritten question, a title) and what it cost."""
+
+    text: str
+    usage: Usage
+
+
+@dataclass(frozen=True)
 class TextDelta:
     text: str
 
@@ -122,13 +138,17 @@ ChatEvent = TextDelta | Cited | Finished
 class ChatModel(ABC):
     provider: str
     model_id: str
+    # True when every citation is the cited sentence itself, quoted word for word (nothing
+    # to verify); a generative model's citations are checked claim by claim instead.
+    verbatim: bool = False
 
     @abstractmethod
     def answer(
-        self, question: str, passages: Sequence[Passage], *,
+        self, question: str, passages: Sequence[Passage], history: Sequence[Turn] = (), *,
         query_vector: np.ndarray | None = None,
     ) -> Iterator[ChatEvent]:
-        """Stream an answer from ``passages``: text deltas, what it cites, then usage.
+        """Stream an answer from ``passages`` (``history``: the conversation's recent turns,
+        oldest first): text deltas, what it cites, then usage.
 
         ``query_vector`` is the question's embedding the search already made, for a model
         that can use it (the extractive answerer); others ignore it."""
@@ -137,3 +157,8 @@ class ChatModel(ABC):
         """At most what answering bills: the prompt and the longest answer allowed (what a
         budget holds before the request). A model that bills nothing holds nothing."""
         return []
+
+    def complete(self, system: str, prompt: str, *, max_tokens: int) -> Completion | None:
+        """One short billed completion (a rewrite, a title); ``None`` for a model that does
+        not generate text of its own."""
+        return None

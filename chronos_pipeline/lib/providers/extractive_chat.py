@@ -37,6 +37,7 @@ from chronos_pipeline.lib.providers.base import (
     Finished,
     Passage,
     TextDelta,
+    Turn,
 )
 from chronos_pipeline.lib.sentence_vectors import window_text
 from chronos_pipeline.lib.timefmt import timestamp
@@ -118,6 +119,7 @@ def _stored(
 class ExtractiveChatModel(ChatModel):
     provider = "local"
     model_id = MODEL_ID
+    verbatim = True
 
     def __init__(self, embedder: Embedder, *, quotes: int = 3) -> None:
         self.embedder = embedder
@@ -188,7 +190,7 @@ class ExtractiveChatModel(ChatModel):
         return chosen
 
     def answer(
-        self, question: str, passages: Sequence[Passage], *,
+        self, question: str, passages: Sequence[Passage], history: Sequence[Turn] = (), *,
         query_vector: np.ndarray | None = None,
     ) -> Iterator[ChatEvent]:
         scored, rank_usage = self._score(question, passages, query_vector)

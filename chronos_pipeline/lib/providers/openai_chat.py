@@ -23,12 +23,19 @@ from chronos_pipeline.lib.providers.base import (
     ChatEvent,
     ChatModel,
     Cited,
+    Completion,
     Finished,
     Passage,
     TextDelta,
+    Turn,
     at_most_tokens,
 )
-from chronos_pipeline.lib.providers.prompt import SYSTEM_PROMPT, cited, context_block
+from chronos_pipeline.lib.providers.prompt import (
+    SYSTEM_PROMPT,
+    alternating,
+    cited,
+    context_block,
+)
 from chronos_pipeline.lib.providers.provider_errors import translate
 
 
@@ -48,7 +55,8 @@ class OpenAICompatibleChatModel(ChatModel):
             max_retries=max_retries,
         )
 
-    def request(self, question: str, passages: Sequence[Passage]) -> dict[str, Any]:
+    def request(self, question: str, passages: Sequence[Passage],
+                history: Sequence[Turn] = ()) -> dict[str, Any]:
         return {
             "model": self.model_id,
             "max_tokens": self.max_tokens,
@@ -56,6 +64,7 @@ class OpenAICompatibleChatModel(ChatModel):
             "stream_options": {"include_usage": True},
             "messages": [
                 {"role": "system", "content": SYSTEM_PROMPT},
+                *({"role": t.role, "content": t.text} for t in alternating(history)),
                 {"role": "user", "content": f"Lecture excerpts:\n\n{context_block(passages)}"
                                             f"\n\nQuestion: {question}"},
             ],
@@ -74,11 +83,33 @@ class OpenAICompatibleChatModel(ChatModel):
         return [Usage(self.provider, self.model_id,
                       {"input_token": tokens, "output_token": self.max_tokens}, estimated=True)]
 
+    def complete(self, system: str, prompt: str, *, max_tokens: int) -> Completion:
+        """One short non-streamed completion, billed from its usage (estimated without)."""
+        request: dict[str, Any] = {
+            "model": self.model_id, "max_tokens": max_tokens,
+            "messages": [{"role": "system", "content": system},
+                         {"role": "user", "content": prompt}],
+        }
+        try:
+            reply = self._client.chat.completions.create(**request)
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
+            raise translate(f"chat endpoint {self.model_id}", exc) from exc
+        text = (reply.choices[0].message.content or "") if reply.choices else ""
+        if reply.usage is None:
+            return Completion(text, self._estimated(request, text))
+        details = getattr(reply.usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0)
+        return Completion(text, Usage(self.provider, self.model_id, {
+            "input_token": int(reply.usage.prompt_tokens) - cached,
+            "cache_read_token": cached,
+            "output_token": int(reply.usage.completion_tokens),
+        }))
+
     def answer(
-        self, question: str, passages: Sequence[Passage], *,
+        self, question: str, passages: Sequence[Passage], history: Sequence[Turn] = (), *,
         query_vector: np.ndarray | None = None,
     ) -> Iterator[ChatEvent]:
-        request = self.request(question, passages)
+        request = self.request(question, passages, history)
         text: list[str] = []
         usage: Any = None
         finished = False
