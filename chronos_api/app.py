@@ -53,37 +53,6 @@ def clean_uploads(services: Services) -> None:
         log.info("removed %d abandoned upload(s)", removed)
 
 
-async def _clean_once(services: Services) -> None:
-    try:
-        await anyio.to_thread.run_sync(clean_uploads, services)
-    except Exception:
-        # A busy database this round is no reason not to serve, or not to try again later.
-        log.exception("cleaning abandoned uploads failed; trying again later")
-
-
-async def _clean_periodically(services: Services) -> None:
-    while True:
-        await asyncio.sleep(services.settings.upload_clean_interval_s)
-        await _clean_once(services)
-
-
-def upload_cleaner(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Clean abandoned uploads at start-up, then every ``upload_clean_interval_s`` seconds."""
-
-    @asynccontextmanager
-    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await _clean_once(services)
-        task = asyncio.create_task(_clean_periodically(services))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-
-    return lifespan
-
-
 def compact_ledger_once(services: Services) -> None:
     report = compact_ledger(services.ledger)
     if report.days or report.reconciled_calls:
@@ -92,24 +61,34 @@ def compact_ledger_once(services: Services) -> None:
                  report.reconciled_calls)
 
 
-def ledger_compactor(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Compact the ledger at start-up and every ``ledger_compact_interval_s`` seconds in a
-    worker thread (one process at a time: the others find the compactor lock taken and
-    skip the round)."""
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
-    async def loop() -> None:
-        # First at start-up: a ledger left uncompacted while no server ran reads slowly.
+
+def every(interval_s: float, work: Callable[[], None], what: str, *,
+          wait_for_first: bool = False) -> Lifespan:
+    """Run ``work`` in a worker thread at start-up and every ``interval_s`` seconds while
+    the app serves (``wait_for_first``: start serving only after the first round). A failed
+    round — a busy catalog, a full disk — is logged and tried again next time; several
+    workers may run the same work, which is safe (each job takes its own locks)."""
+
+    async def once() -> None:
+        try:
+            await anyio.to_thread.run_sync(work)
+        except Exception:
+            log.exception("%s failed; trying again later", what)
+
+    async def loop(skip_first: bool) -> None:
+        if not skip_first:
+            await once()
         while True:
-            try:
-                await anyio.to_thread.run_sync(compact_ledger_once, services)
-            except Exception:
-                # A full disk or a busy catalog this round is no reason to stop serving.
-                log.exception("compacting the cost ledger failed; trying again later")
-            await asyncio.sleep(services.settings.ledger_compact_interval_s)
+            await asyncio.sleep(interval_s)
+            await once()
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        task = asyncio.create_task(loop())
+        if wait_for_first:
+            await once()
+        task = asyncio.create_task(loop(skip_first=wait_for_first))
         try:
             yield
         finally:
@@ -173,6 +152,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             }),
             security=[{"BearerAuth": []}],
         ),
-        lifespan=[upload_cleaner(services), ledger_compactor(services)],
+        lifespan=[
+            # Expired partial uploads go before the first request is served.
+            every(services.settings.upload_clean_interval_s, lambda: clean_uploads(services),
+                  "cleaning abandoned uploads", wait_for_first=True),
+            # A ledger left uncompacted while no server ran reads slowly: compact at once.
+            every(services.settings.ledger_compact_interval_s,
+                  lambda: compact_ledger_once(services), "compacting the cost ledger"),
+        ],
         on_shutdown=[close_services],
     )
