@@ -98,12 +98,14 @@ def test_unknown_creator_and_course_are_clear_errors(tmp_path: Path) -> None:
 def test_ask_json_and_costs_on_the_sample(world: World) -> None:
     data_dir = world.settings.data_dir
     out = chronos(data_dir, "ask", "--creator", world.creator_id, "--json",
-                  "Who introduced the relative strength index?")
+                  "What is a golden cross?")
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
-    assert set(answer) == {"answer", "references", "usage", "cost_usd"}
+    assert set(answer) == {"answer", "references", "usage", "cost_usd", "covered", "title"}
     assert set(answer["references"][0]) == {"video_id", "title", "start_s", "end_s",
-                                            "timestamp", "text", "score"}
+                                            "timestamp", "text", "score", "verified",
+                                            "claim", "note"}
+    assert answer["covered"] is True and answer["references"][0]["verified"] is True
     assert answer["cost_usd"] == 0.0
 
     sql = chronos(data_dir, "costs", "sql", "--json",

@@ -33,8 +33,12 @@ def test_the_sample_question_file_has_covered_off_topic_and_follow_up_questions(
 
 
 def test_every_question_file_names_its_follow_ups_by_an_earlier_index() -> None:
+    # The lectures the trust benchmark calibrates and reports on carry follow-ups and
+    # claims (the spoken held-out lectures of the retrieval benchmark do not).
+    heldout = REPO / "benchmarks" / "heldout"
     for path in [SAMPLE_DIR / "questions.json",
-                 *sorted((REPO / "benchmarks" / "heldout").glob("*/questions.json"))]:
+                 *(heldout / name / "questions.json"
+                   for name in ("hashing", "photosynthesis", "revolution"))]:
         questions = load_questions(path)
         assert questions.follow_ups, path
         assert all(q.answer_claim for q in questions.covered + questions.follow_ups), path
