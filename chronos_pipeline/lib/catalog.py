@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -46,6 +46,8 @@ from chronos_pipeline.lib.catalog_models import (
 from chronos_pipeline.lib.catalog_people import (
     CREATOR_KEY_PREFIX,
     PeopleMixin,
+    _aware,
+    _now,
     clean_name,
     hash_api_key,
 )
@@ -147,15 +149,6 @@ class ChatMessage:
     content: str
     references: list[dict[str, Any]]
     created_at: datetime
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands datetimes back naive; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _creator(row: CreatorRow) -> Creator:

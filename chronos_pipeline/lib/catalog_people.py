@@ -50,6 +50,7 @@ def _now() -> datetime:
 
 
 def _aware(value: datetime) -> datetime:
+    # SQLite hands datetimes back naive; everything we store is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
