@@ -128,7 +128,7 @@ def sequential(base: str, key: str, questions: Sequence[str], into: Timings) -> 
 def ready_library(data_dir: Path) -> tuple[str, str]:
     """The sample lecture ingested and run to ``ready``; returns (creator id, api key)."""
     from chronos_pipeline.instance import open_instance
-    from chronos_pipeline.resources.chronos import ChronosResource
+    from chronos_pipeline.resources.data import ChronosData
     from chronos_pipeline.runner import run_pending
 
     services = Services(Settings.from_env({"CHRONOS_DATA_DIR": str(data_dir)}))
@@ -138,7 +138,7 @@ def ready_library(data_dir: Path) -> tuple[str, str]:
                                     title="Momentum indicators")
         instance = open_instance(services.settings)
         try:
-            outcomes = run_pending(instance, ChronosResource(data_dir=str(data_dir)))
+            outcomes = run_pending(instance, ChronosData(data_dir=str(data_dir)))
         finally:
             instance.dispose()
         if not all(o.success for o in outcomes):

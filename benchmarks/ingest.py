@@ -50,7 +50,7 @@ def pipeline(path: Path, data_dir: Path) -> tuple[float, int]:
     from chronos_pipeline.lib.catalog import VideoStatus
     from chronos_pipeline.lib.services import Services
     from chronos_pipeline.lib.settings import Settings
-    from chronos_pipeline.resources.chronos import ChronosResource
+    from chronos_pipeline.resources.data import ChronosData
     from chronos_pipeline.runner import run_pending
 
     settings = Settings.from_env({"CHRONOS_DATA_DIR": str(data_dir)})
@@ -59,7 +59,7 @@ def pipeline(path: Path, data_dir: Path) -> tuple[float, int]:
     instance = open_instance(settings)
     started = time.perf_counter()
     video = services.ingest.ingest_file(creator.id, path, title="Benchmark lecture")
-    outcomes = run_pending(instance, ChronosResource(data_dir=str(data_dir)))
+    outcomes = run_pending(instance, ChronosData(data_dir=str(data_dir)))
     elapsed = time.perf_counter() - started
     final = services.catalog.find_video(video.id)
     if final.status is not VideoStatus.READY or not all(o.success for o in outcomes):

@@ -9,6 +9,7 @@ preview warning is silenced here, where that choice is made.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import dagster as dg
 
@@ -48,12 +49,21 @@ def transcript_check_results(transcript: Transcript, video_id: str) -> list[dg.A
     ]
 
 
-def vector_check_result(services: Services, video_id: str) -> dg.AssetCheckResult:
-    video = services.catalog.find_video(video_id)
-    expected = len(load_chunks(services, video))
-    stored = services.vectors.count(video_id)
-    return dg.AssetCheckResult(
-        check_name="vectors_match_chunks",
-        passed=stored == expected,
-        metadata={"video_id": video_id, "chunks": expected, "vectors": stored},
+def vector_check_result(services: Services, video_ids: list[str]) -> dg.AssetCheckResult:
+    """One result per step: per video when the step made one partition; for a batch of a
+    backfill (several partitions in one step, which Dagster records as one evaluation) it
+    passes only if every video's vectors match, and names the ones that do not."""
+    counts = {}
+    for video_id in video_ids:
+        video = services.catalog.find_video(video_id)
+        counts[video_id] = (len(load_chunks(services, video)), services.vectors.count(video_id))
+    mismatched = [v for v, (chunks, vectors) in counts.items() if chunks != vectors]
+    metadata: dict[str, Any] = (
+        {"video_id": video_ids[0], "chunks": counts[video_ids[0]][0],
+         "vectors": counts[video_ids[0]][1]} if len(video_ids) == 1 else
+        {"videos": len(video_ids), "chunks": sum(c for c, _ in counts.values()),
+         "vectors": sum(v for _, v in counts.values()), "mismatched": ", ".join(mismatched)}
     )
+    metadata["table"] = services.vectors.name
+    return dg.AssetCheckResult(check_name="vectors_match_chunks", passed=not mismatched,
+                               metadata=metadata)

@@ -167,12 +167,13 @@ def wait_for(services: Services, video_id: str, timeout_s: float) -> VideoStatus
     runs left behind by a dead process are failed and their lectures queued again.
     """
     from chronos_pipeline.instance import open_instance
-    from chronos_pipeline.resources.chronos import ChronosResource
+    from chronos_pipeline.resources.data import ChronosData
     from chronos_pipeline.runner import daemon_is_running, run_pending
     from chronos_pipeline.worker import pipeline_lock
 
     instance = open_instance(services.settings)
-    chronos = ChronosResource(data_dir=str(services.settings.data_dir))
+    data = ChronosData(data_dir=str(services.settings.data_dir),
+                       database_url=services.settings.database_url)
     deadline = time.monotonic() + timeout_s
     last: VideoStatus | None = None
     said = ""
@@ -193,7 +194,7 @@ def wait_for(services: Services, video_id: str, timeout_s: float) -> VideoStatus
                     if held:
                         mode = ""
                         # Every pending upload runs, oldest first: a queue, not just this one.
-                        run_pending(instance, chronos, announce=_say)
+                        run_pending(instance, data, announce=_say)
                     else:
                         mode = ("another process (chronos serve?) is running the pipeline; "
                                 "following it")

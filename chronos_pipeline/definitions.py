@@ -1,4 +1,18 @@
-"""The only place Chronos registers its Dagster objects."""
+"""The only place Chronos registers its Dagster objects.
+
+Each concern is its own typed resource, and this file says which implementation runs:
+the transcriber, embedder and chat model named by ``CHRONOS_TRANSCRIBER``,
+``CHRONOS_EMBEDDER`` and ``CHRONOS_CHAT_MODEL``; the data directory (catalog, uploads,
+transcripts, chunks) with the ledger and the vector store inside it. A value the
+environment sets is passed as ``dg.EnvVar`` (the UI shows its source, and secrets never
+enter the run config); anything else is the documented default. The launchpad can override
+a field for one run — the embedding model of a re-embedding backfill is the ``embeddings``
+asset's ``model`` config.
+"""
+
+import os
+import warnings
+from typing import Any
 
 import dagster as dg
 
@@ -15,11 +29,90 @@ from chronos_pipeline.jobs import (
     optimize_vectors_job,
     reembed_job,
 )
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.lib.settings import Settings
+from chronos_pipeline.resources.data import ChronosData
+from chronos_pipeline.resources.providers import (
+    AnthropicChatResource,
+    ChatModelResource,
+    EmbedderResource,
+    LocalChatResource,
+    LocalEmbedderResource,
+    LocalWhisperResource,
+    OpenAICompatibleChatResource,
+    OpenAIEmbedderResource,
+    OpenAITranscriberResource,
+    TranscriberResource,
+)
+from chronos_pipeline.resources.stores import LedgerResource, VectorStoreResource
 from chronos_pipeline.schedules.ledger import ledger_compaction_schedule
 from chronos_pipeline.schedules.vectors import vector_maintenance_schedule
 from chronos_pipeline.sensors.run_failures import stopped_run_repair
 from chronos_pipeline.sensors.uploads import upload_sensor
+
+
+def env(name: str, default: Any) -> Any:
+    """``dg.EnvVar(name)`` when the environment sets it, else ``default``."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def env_int(name: str, default: int) -> Any:
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+# The ingest job runs one lecture per run by design (a sensor run per upload); only the
+# embeddings asset batches videos, for re-embedding backfills. Dagster warns about the mix.
+warnings.filterwarnings("ignore", message="Asset job ingest_video materializes assets with "
+                        "varying BackfillPolicies")
+
+settings = Settings.from_env()  # validated: a wrong choice fails loading, with the reason
+
+transcriber: TranscriberResource = (
+    OpenAITranscriberResource(
+        api_key=dg.EnvVar("OPENAI_API_KEY"),
+        model=env("CHRONOS_OPENAI_TRANSCRIPTION_MODEL", "whisper-1"),
+        base_url=env("CHRONOS_OPENAI_BASE_URL", None),
+        max_piece_bytes=env_int("CHRONOS_TRANSCRIPTION_PIECE_BYTES", 24 * 1024 * 1024),
+        concurrency=env_int("CHRONOS_TRANSCRIPTION_CONCURRENCY", 3),
+        max_retries=env_int("CHRONOS_PROVIDER_MAX_RETRIES", 3),
+    )
+    if settings.transcriber == "openai" else
+    LocalWhisperResource(beam_size=env_int("CHRONOS_WHISPER_BEAM_SIZE", 5),
+                         threads=env_int("CHRONOS_WHISPER_THREADS", 2))
+)
+embedder: EmbedderResource = (
+    OpenAIEmbedderResource(
+        api_key=dg.EnvVar("OPENAI_API_KEY"),
+        model=env("CHRONOS_OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
+        base_url=env("CHRONOS_OPENAI_BASE_URL", None),
+        timeout_s=float(settings.provider_timeout_s),
+        max_retries=env_int("CHRONOS_PROVIDER_MAX_RETRIES", 3),
+    )
+    if settings.embedder == "openai" else
+    LocalEmbedderResource(threads=env_int("CHRONOS_WHISPER_THREADS", 2))
+)
+chat_model: ChatModelResource
+if settings.chat_model == "anthropic":
+    chat_model = AnthropicChatResource(
+        api_key=dg.EnvVar("ANTHROPIC_API_KEY"),
+        model=env("CHRONOS_ANTHROPIC_MODEL", "claude-haiku-4-5"),
+        base_url=env("CHRONOS_ANTHROPIC_BASE_URL", None),
+    )
+elif settings.chat_model == "openai-compatible":
+    chat_model = OpenAICompatibleChatResource(
+        model=dg.EnvVar("CHRONOS_CHAT_MODEL_NAME"),
+        base_url=dg.EnvVar("CHRONOS_CHAT_BASE_URL"),
+        api_key=env("CHRONOS_CHAT_API_KEY", None),
+        provider=env("CHRONOS_CHAT_PROVIDER", "openai-compatible"),
+    )
+else:
+    chat_model = LocalChatResource()
+
+# Configured at launch: a run's config may point it elsewhere (`chronos ingest --wait` and
+# tests run with their own data directory), and the ledger and vector store follow.
+data = ChronosData.configure_at_launch(
+    data_dir=env("CHRONOS_DATA_DIR", None),
+    database_url=env("CHRONOS_DATABASE_URL", None),
+)
 
 defs = dg.Definitions(
     assets=[video, transcript, chunks, embeddings, playback, ledger_compaction,
@@ -27,5 +120,12 @@ defs = dg.Definitions(
     jobs=[ingest_video_job, reembed_job, compact_ledger_job, optimize_vectors_job],
     schedules=[ledger_compaction_schedule, vector_maintenance_schedule],
     sensors=[upload_sensor, stopped_run_repair],
-    resources={"chronos": ChronosResource()},
+    resources={
+        "data": data,
+        "ledger": LedgerResource(data=data),
+        "vector_store": VectorStoreResource(data=data),
+        "transcriber": transcriber,
+        "embedder": embedder,
+        "chat_model": chat_model,
+    },
 )

@@ -28,7 +28,7 @@ from chronos_pipeline.definitions import defs
 from chronos_pipeline.jobs import ingest_video_job
 from chronos_pipeline.operations import ACTIVE, repair_after_stopped_run
 from chronos_pipeline.partitions import VIDEOS
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.sensors.uploads import SENSOR_NAME
 from chronos_pipeline.tags import (
     EXECUTOR_HOST_TAG,
@@ -69,11 +69,11 @@ def daemon_is_running(instance: dg.DagsterInstance) -> bool:
 
 
 def pending_run_requests(
-    instance: dg.DagsterInstance, chronos: ChronosResource
+    instance: dg.DagsterInstance, data: ChronosData
 ) -> list[dg.RunRequest]:
     """Evaluate the upload sensor over all manifests; keep requests no run has served."""
     context = dg.build_sensor_context(
-        instance=instance, definitions=defs, cursor=None, resources={"chronos": chronos}
+        instance=instance, definitions=defs, cursor=None, resources={"data": data}
     )
     result = defs.resolve_sensor_def(SENSOR_NAME)(context)
     assert isinstance(result, dg.SensorResult)
@@ -99,7 +99,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def fail_stopped_runs(instance: dg.DagsterInstance, chronos: ChronosResource) -> list[str]:
+def fail_stopped_runs(instance: dg.DagsterInstance, data: ChronosData) -> list[str]:
     """Mark failed the in-process runs whose process is gone; their lectures are queued
     again (or failed with the reason). Call it holding the pipeline lock. Returns run ids."""
     host = socket.gethostname()
@@ -118,18 +118,27 @@ def fail_stopped_runs(instance: dg.DagsterInstance, chronos: ChronosResource) ->
         stopped.append(run.run_id)
         video_id = run.tags.get(PARTITION_TAG)
         if video_id:
-            repair_after_stopped_run(instance, chronos.services(), video_id, run.run_id,
+            repair_after_stopped_run(instance, data.services(), video_id, run.run_id,
                                      reason)
     return stopped
 
 
-def run_config(chronos: ChronosResource) -> dict[str, Any]:
+def run_config(data: ChronosData) -> dict[str, Any]:
     """In-process executor (one process, Whisper has the cores; playback waits for chat),
-    and the data directory when the resource names one."""
+    and the data directory (and catalog) when the resource names them."""
     config: dict[str, Any] = {**QUIET_LOGGING, "execution": {"config": {"in_process": {}}}}
-    if chronos.data_dir:
-        config["resources"] = {"chronos": {"config": {"data_dir": chronos.data_dir}}}
+    resources = resources_config(data)
+    if resources:
+        config["resources"] = resources
     return config
+
+
+def resources_config(data: ChronosData) -> dict[str, Any]:
+    """Run config pointing the ``data`` resource (and with it the ledger and the vector
+    store) at ``data``'s places; empty when it names none."""
+    places = {k: v for k, v in (("data_dir", data.data_dir),
+                                ("database_url", data.database_url)) if v}
+    return {"data": {"config": places}} if places else {}
 
 
 def run_tags(request: dg.RunRequest) -> dict[str, str]:
@@ -147,17 +156,17 @@ def run_tags(request: dg.RunRequest) -> dict[str, str]:
 
 def run_pending(
     instance: dg.DagsterInstance,
-    chronos: ChronosResource,
+    data: ChronosData,
     *,
     announce: Callable[[str], None] | None = None,
 ) -> list[RunOutcome]:
     """Repair runs whose process died, then execute every pending upload run in this
     process, oldest upload first."""
-    for run_id in fail_stopped_runs(instance, chronos):
+    for run_id in fail_stopped_runs(instance, data):
         if announce is not None:
             announce(f"run {run_id} had stopped with its process; marked failed, lecture "
                      "queued again")
-    requests = pending_run_requests(instance, chronos)
+    requests = pending_run_requests(instance, data)
     keys = [str(r.partition_key) for r in requests]
     if keys:
         instance.add_dynamic_partitions(VIDEOS, keys)
@@ -167,7 +176,7 @@ def run_pending(
         key = str(request.partition_key)
         if announce is not None:
             announce(f"running the pipeline for {key} in this process")
-        result = dg.execute_job(job, instance, run_config=run_config(chronos),
+        result = dg.execute_job(job, instance, run_config=run_config(data),
                                 tags=run_tags(request), raise_on_error=False)
         outcomes.append(RunOutcome(key, result.run_id, result.success))
     return outcomes

@@ -21,7 +21,7 @@ import dagster as dg
 from chronos_pipeline.instance import open_instance
 from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.lib.storage import Storage
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.runner import RunOutcome, daemon_is_running, run_pending
 
 LOCK_FILE = "pipeline.lock"
@@ -52,7 +52,7 @@ class PipelineWorker:
     def __init__(self, settings: Settings, *, interval_s: float = INTERVAL_S) -> None:
         self.settings = settings
         self.interval_s = interval_s
-        self.chronos = ChronosResource(data_dir=str(settings.data_dir))
+        self.data = ChronosData(data_dir=str(settings.data_dir), database_url=settings.database_url)
         self._storage = Storage(settings.storage_dir)
         self._instance: dg.DagsterInstance | None = None
         self._handled: frozenset[tuple[str, int]] | None = None
@@ -88,7 +88,7 @@ class PipelineWorker:
         with pipeline_lock(self.settings.data_dir) as held:
             if not held:
                 return None
-            outcomes = run_pending(self._instance, self.chronos, announce=log.info)
+            outcomes = run_pending(self._instance, self.data, announce=log.info)
         self._handled = manifests
         for outcome in outcomes:
             log.info("pipeline run %s for %s %s", outcome.run_id, outcome.video_id,

@@ -102,7 +102,7 @@ class World:
 
         from chronos_api.app import create_app
         from chronos_pipeline.instance import open_instance
-        from chronos_pipeline.resources.chronos import ChronosResource
+        from chronos_pipeline.resources.data import ChronosData
 
         self.settings = make_settings(data_dir)
         self.services = Services(self.settings)
@@ -112,7 +112,7 @@ class World:
         self.client = TestClient(create_app(services=self.services))
         self.client.__enter__()
         self.instance = open_instance(self.settings)
-        self.chronos = ChronosResource(data_dir=str(data_dir))
+        self.data = ChronosData(data_dir=str(data_dir))
 
     def upload(self, path: Path, title: str, **params: str) -> Any:
         with open(path, "rb") as handle:
@@ -135,7 +135,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     response = built.upload(SAMPLE_MP4, "Momentum indicators", course_id=built.course_id)
     assert response.status_code == 201, response.text
     built.video_id = response.json()["id"]
-    outcomes = run_pending(built.instance, built.chronos)
+    outcomes = run_pending(built.instance, built.data)
     assert [o.success for o in outcomes] == [True]
     yield built
     built.close()
@@ -144,7 +144,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def ready_clip(services: Services, creator_id: str, tmp_path: Path) -> str:
     """A short real speech clip (JFK, 11 s) ingested and run to ``ready`` in-process."""
     from chronos_pipeline.instance import open_instance
-    from chronos_pipeline.resources.chronos import ChronosResource
+    from chronos_pipeline.resources.data import ChronosData
     from chronos_pipeline.runner import run_pending
     from tests.media import speech_video
 
@@ -152,7 +152,7 @@ def ready_clip(services: Services, creator_id: str, tmp_path: Path) -> str:
     video = services.ingest.ingest_file(creator_id, clip, title="Ask not")
     instance = open_instance(services.settings)
     try:
-        outcomes = run_pending(instance, ChronosResource(data_dir=str(services.settings.data_dir)))
+        outcomes = run_pending(instance, ChronosData(data_dir=str(services.settings.data_dir)))
     finally:
         instance.dispose()
     assert [(o.video_id, o.success) for o in outcomes] == [(video.id, True)]

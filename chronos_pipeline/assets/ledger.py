@@ -4,16 +4,16 @@ import dagster as dg
 
 from chronos_pipeline.assets.steps import OWNERS
 from chronos_pipeline.lib.ledger_compaction import compact_ledger
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.stores import LedgerResource
 
 
 @dg.asset(group_name="ledger", kinds={"python", "parquet", "duckdb"},
           owners=OWNERS, code_version="1")
 def ledger_compaction(
-    context: dg.AssetExecutionContext, chronos: ChronosResource
+    context: dg.AssetExecutionContext, ledger: LedgerResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """The cost ledger compacted per day, and its month-to-date totals reconciled."""
-    report = compact_ledger(chronos.services().ledger)
+    report = compact_ledger(ledger.ledger())
     if report.skipped:
         context.log.info("another compaction (the API's) is running; nothing to do")
     return dg.MaterializeResult(metadata={

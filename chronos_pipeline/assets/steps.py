@@ -27,9 +27,11 @@ RETRY_POLICY = dg.RetryPolicy(
 
 
 def run_step(
-    context: dg.AssetExecutionContext, services: Services, step: str, work: Callable[[], T]
+    context: dg.AssetExecutionContext, services: Services, step: str, work: Callable[[], T],
+    *, video_id: str | None = None,
 ) -> T:
-    video_id = context.partition_key
+    """``video_id``: the video of a step over several partitions (a batched backfill)."""
+    video_id = video_id or context.partition_key
     try:
         return work()
     except TransientError as exc:

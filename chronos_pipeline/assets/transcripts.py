@@ -9,7 +9,9 @@ from chronos_pipeline.assets.videos import video
 from chronos_pipeline.checks import transcript_check_results, transcript_check_specs
 from chronos_pipeline.lib.steps import transcribe_video
 from chronos_pipeline.partitions import videos_partitions
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
+from chronos_pipeline.resources.providers import TranscriberResource
+from chronos_pipeline.resources.stores import LedgerResource
 
 PROGRESS_EVERY_S = 10.0
 
@@ -18,10 +20,12 @@ PROGRESS_EVERY_S = 10.0
           check_specs=transcript_check_specs, group_name="ingest", kinds={"python", "whisper"},
           owners=OWNERS, code_version="1")
 def transcript(
-    context: dg.AssetExecutionContext, chronos: ChronosResource
+    context: dg.AssetExecutionContext, data: ChronosData, ledger: LedgerResource,
+    transcriber: TranscriberResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """The lecture's words with their times, from faster-whisper (VAD on)."""
-    services = chronos.services()
+    services = data.services().with_providers(
+        transcriber=transcriber.transcriber(), ledger=ledger.ledger())
     started = time.monotonic()
     last_report = [0.0]
 

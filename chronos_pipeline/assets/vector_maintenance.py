@@ -4,15 +4,15 @@ import dagster as dg
 
 from chronos_pipeline.assets.steps import OWNERS
 from chronos_pipeline.lib.vector_maintenance import optimize_vectors
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 
 
 @dg.asset(group_name="vectors", kinds={"lancedb"}, owners=OWNERS, code_version="1")
 def vector_maintenance(
-    context: dg.AssetExecutionContext, chronos: ChronosResource
+    context: dg.AssetExecutionContext, data: ChronosData
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """LanceDB chunk tables compacted, their scalar indexes current, old versions pruned."""
-    reports = optimize_vectors(chronos.services().settings.lancedb_dir)
+    reports = optimize_vectors(data.services().settings.lancedb_dir)
     for r in reports:
         context.log.info(
             f"{r.table}: {r.rows} rows; fragments {r.fragments_before} -> {r.fragments_after}; "

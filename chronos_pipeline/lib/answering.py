@@ -12,7 +12,7 @@ Every paid call is held against the creator's hard limit before it is made.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -176,6 +176,7 @@ class Answering:
         checker: Embedder | None = None,
         coverage_min: float | None = None,
         support_min: float | None = None,
+        search_model: Callable[[str], tuple[Embedder, VectorStore]] | None = None,
     ) -> None:
         """``checker`` is the local embedder that checks coverage and citations at no cost
         (the query embedder by default); ``coverage_min=None`` means the calibrated
@@ -192,6 +193,9 @@ class Answering:
         minimum = COVERAGE_MIN if coverage_min is None else coverage_min
         self.coverage = CoverageCheck(self.checker, None if minimum < 0 else minimum)
         self.support_min = SUPPORT_MIN if support_min is None else support_min
+        # Which embedder and table a creator's chat searches (their re-embedded model once
+        # every lecture has it); by default the one given.
+        self.search_model = search_model or (lambda _creator: (self.embedder, self.vectors))
 
     def validate(
         self, creator_id: str, question: str, course_id: str | None, session_id: str | None,
@@ -304,9 +308,10 @@ class Answering:
                 costs.add(self.ledger.record(usage, stage=stage, **scope))
 
         search = self.standalone(question, history, record)
-        query, embedded = self.embedder.embed([search])
+        embedder, vectors = self.search_model(creator_id)
+        query, embedded = embedder.embed([search])
         record(embedded, "query-embed")
-        hits = retrieval.search(self.vectors, search, query[0], creator_id=creator_id,
+        hits = retrieval.search(vectors, search, query[0], creator_id=creator_id,
                                 course_id=course_id, k=self.k, course_ids=course_ids,
                                 mode=self.retrieval_mode)
         titles = self.catalog.titles(sorted({h.video_id for h in hits}))
@@ -318,7 +323,7 @@ class Answering:
         # Decided before the chat model runs: a paid model spends nothing on it.
         held.cover(self._expected(question, passages), "chat")  # now the prompt is known
         # The stored sentence vectors serve the check when they come from the same model.
-        same_model = self.checker.model_id == self.embedder.model_id
+        same_model = self.checker.model_id == embedder.model_id
         coverage, checking = self.coverage.check(search, passages,
                                                  query[0] if same_model else None)
         record(checking, "query-embed")
@@ -350,8 +355,8 @@ class Answering:
                 elif isinstance(event, Finished):
                     for spent in event.usage:
                         # The answerer's own embedding calls are query embeddings, not chat.
-                        stage = ("query-embed" if spent.model == self.embedder.model_id
-                                 else "chat")
+                        stage = ("query-embed" if spent.model in (
+                            embedder.model_id, self.embedder.model_id) else "chat")
                         record(spent, stage)
         self.catalog.add_chat_message(
             session_id, "assistant", "".join(text), [r.to_json() for r in references],

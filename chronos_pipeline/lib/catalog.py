@@ -122,6 +122,7 @@ class Video:
     progress: float | None = None
     progress_eta_s: float | None = None
     upload_expires_at: datetime | None = None
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def _video(row: VideoRow) -> Video:
         progress=row.progress,
         progress_eta_s=row.progress_eta_s,
         upload_expires_at=_aware(row.upload_expires_at) if row.upload_expires_at else None,
+        notice=row.notice,
     )
 
 
@@ -335,6 +337,30 @@ class Catalog(_BudgetMixin, PeopleMixin):
             if row is None:
                 raise NotFoundError(f"no creator {creator_id}")
             return _creator(row)
+
+    def embedding_model(self, creator_id: str) -> str | None:
+        """The embedding model the creator's chat searches; None: the configured default."""
+        with self._tx() as session:
+            row = session.get(CreatorRow, ids.require(creator_id, "creator"))
+            if row is None:
+                raise NotFoundError(f"no creator {creator_id}")
+            return row.embedding_model
+
+    def set_embedding_model(self, creator_id: str, model: str | None) -> None:
+        with self._tx() as session:
+            row = session.get(CreatorRow, ids.require(creator_id, "creator"))
+            if row is None:
+                raise NotFoundError(f"no creator {creator_id}")
+            row.embedding_model = model
+
+    def set_notice(self, video_id: str, notice: str | None) -> None:
+        """Note something about a lecture without changing its status (None clears it)."""
+        with self._tx() as session:
+            row = session.get(VideoRow, video_id)
+            if row is None:
+                raise NotFoundError(f"no video {video_id}")
+            row.notice = notice
+            row.updated_at = _now()
 
     def list_creators(self) -> list[Creator]:
         with self._tx() as session:

@@ -40,6 +40,9 @@ class CreatorRow(Base):
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     api_key_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The embedding model this creator's chat searches (NULL: the configured default); a
+    # re-embedding switches it once every lecture has vectors of the new model.
+    embedding_model: Mapped[str | None] = mapped_column(String(120), nullable=True)
 
 
 class CourseRow(Base):
@@ -77,6 +80,8 @@ class VideoRow(Base):
     upload_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    # What the creator should know about a lecture that stays usable (a failed re-embedding).
+    notice: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class VideoStatusEventRow(Base):

@@ -205,24 +205,32 @@ def load_chunks(services: Services, video: Video) -> list[Chunk]:
 
 def embed_video(
     services: Services, video_id: str, *, run_id: str | None = None, log: Log | None = None,
-    force: bool = False,
+    force: bool = False, with_sentences: bool | None = None,
 ) -> StepResult:
-    """Embed the video's chunks into this model's table; skipped (nothing paid) when the
-    table already holds exactly these chunks, unless ``force`` (an explicit re-embed)."""
+    """Embed the video's chunks into the table of ``services.embedder``'s model; skipped
+    (nothing paid) when the table already holds exactly these chunks, unless ``force`` (an
+    explicit re-embed). A ready lecture (a re-embedding) stays ready throughout: chat goes
+    on answering from the model it searches. ``with_sentences``: also the extractive
+    answerer's sentence vectors (by default when the configured chat model is local)."""
     import numpy as np
 
-    video = _advance(services, video_id, VideoStatus.EMBEDDING)
+    video = services.catalog.find_video(video_id)
+    reembedding = video.status is VideoStatus.READY
+    if not reembedding:
+        video = _advance(services, video_id, VideoStatus.EMBEDDING)
     chunks = load_chunks(services, video)
     embedder = services.embedder
     result = StepResult()
-    with_sentences = services.settings.chat_model == "local"
+    if with_sentences is None:
+        with_sentences = services.settings.chat_model == "local"
     if not force and services.vectors.holds(video_id, chunks, course_id=video.course_id,
                                             sentence_vectors=with_sentences):
         if log is not None:
             log(f"{len(chunks)} vectors of {embedder.model_id} already match the chunks; "
                 "not embedding again (tag the run chronos/reembed=true to force it)")
-        services.catalog.set_progress(video_id, 1.0, 0.0)
-        services.catalog.set_status(video_id, VideoStatus.READY)
+        if not reembedding:
+            services.catalog.set_progress(video_id, 1.0, 0.0)
+            services.catalog.set_status(video_id, VideoStatus.READY)
         result.metadata = {
             "embedding_model": embedder.model_id,
             "dimension": embedder.dimension,
@@ -236,7 +244,10 @@ def embed_video(
     # another chat model never reads them, so with one they are not paid for.
     sentence_embedding = SentenceEmbedding(embedder) if with_sentences else None
     sentence_vectors: list[SentenceVectors] = []
-    persist = ProgressWriter(services, video_id, every_s=0.0)  # a batch is seconds of work
+    # A batch is seconds of work; a ready lecture shows no progress (it is not busy).
+    persist: Callable[[float, float], None] = (
+        ProgressWriter(services, video_id, every_s=0.0) if not reembedding
+        else (lambda done, total: None))
     # Everything this step will embed (chunks, and the answerer's distinct sentences and
     # windows) is held at once: a step refused halfway would lose the batches paid for.
     texts = [c.text for c in chunks]
@@ -270,7 +281,10 @@ def embed_video(
     # Hybrid retrieval's full-text index: made once, then this video's rows folded in.
     services.vectors.refresh_text_index()
     services.budgets.record_alerts(video.creator_id)
-    services.catalog.set_status(video_id, VideoStatus.READY)
+    if reembedding:
+        services.catalog.set_notice(video_id, None)  # an earlier failed attempt is mended
+    else:
+        services.catalog.set_status(video_id, VideoStatus.READY)
     result.metadata = {
         "embedding_model": embedder.model_id,
         "dimension": embedder.dimension,
@@ -283,8 +297,15 @@ def embed_video(
 
 
 def fail_video(services: Services, video_id: str, message: str) -> None:
-    if services.catalog.find_video(video_id).status is VideoStatus.DELETED:
+    """A step failed: the lecture is failed with the reason, unless it is ready (a
+    re-embedding failed) — then it keeps serving chat from what it has, with a notice."""
+    status = services.catalog.find_video(video_id).status
+    if status is VideoStatus.DELETED:
         return  # nobody is waiting for it any more
+    if status is VideoStatus.READY:
+        services.catalog.set_notice(video_id, f"{message} (chat still answers from the "
+                                              "vectors it had)")
+        return
     services.catalog.set_status(video_id, VideoStatus.FAILED, message)
 
 

@@ -10,7 +10,7 @@ from chronos_pipeline.lib.errors import NotFoundError
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.uploads import NewUpload, UploadCursor, new_uploads
 from chronos_pipeline.partitions import videos_partitions
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.tags import CREATOR_ID_TAG, CREATOR_TAG, LECTURE_TAG
 
 SENSOR_NAME = "upload_sensor"
@@ -18,11 +18,11 @@ SENSOR_NAME = "upload_sensor"
 
 @dg.sensor(name=SENSOR_NAME, job=ingest_video_job, minimum_interval_seconds=5,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def upload_sensor(context: dg.SensorEvaluationContext, chronos: ChronosResource) -> dg.SensorResult:
+def upload_sensor(context: dg.SensorEvaluationContext, data: ChronosData) -> dg.SensorResult:
     """Adds a partition and requests one run per new upload (run key = video id, or
     ``id:retry-n`` for a retry); a lecture the catalog calls ready, failed or deleted gets
     none, so a fresh instance or a replayed manifest never pays for a lecture again."""
-    services = chronos.services()
+    services = data.services()
     uploads, cursor = new_uploads(services.storage, UploadCursor.parse(context.cursor))
     requests = []
     for upload in uploads:

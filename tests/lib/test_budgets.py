@@ -15,7 +15,7 @@ from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.ledger import Usage
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.runner import run_pending
 from tests.conftest import SPEECH_DIR
 from tests.loopback import Loopback, cloud_env, loopback
@@ -103,7 +103,7 @@ def test_pipeline_for_a_creator_over_budget_stops_before_spending(
     clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
     video = services.ingest.ingest_file(creator.id, clip, title="JFK")
     instance = open_instance(services.settings)
-    outcomes = run_pending(instance, ChronosResource())
+    outcomes = run_pending(instance, ChronosData())
     instance.dispose()
     assert [o.success for o in outcomes] == [False]
     failed = services.catalog.find_video(video.id)

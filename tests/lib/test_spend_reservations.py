@@ -25,7 +25,7 @@ from chronos_pipeline.lib.pricing import PriceTable
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.lib.steps import TRANSCRIPT, chunk_video, embed_video, transcribe_video
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.runner import run_pending
 from tests.conftest import REPO, SAMPLE_MP4
 from tests.lib.spend_worker import TEXT, embedder
@@ -63,7 +63,7 @@ def test_creator_at_94_percent_uploading_a_lecture_that_would_pass_the_limit_is_
     # 3 min 19 s of whisper-1 at $0.006/min is ~$0.0199: it would end at ~134 %.
     video = services.ingest.ingest_file(creator.id, SAMPLE_MP4, title="Momentum")
     instance = open_instance(services.settings)
-    outcomes = run_pending(instance, ChronosResource())
+    outcomes = run_pending(instance, ChronosData())
     instance.dispose()
 
     assert [o.success for o in outcomes] == [False]

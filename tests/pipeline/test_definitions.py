@@ -9,7 +9,7 @@ import dagster as dg
 from chronos_pipeline.definitions import defs
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.services import Services
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.sensors.uploads import upload_sensor
 from tests.conftest import SAMPLE_MP4
 
@@ -43,7 +43,7 @@ def _tick(services: Services, cursor: str | None) -> dg.SensorResult:
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(
             instance=instance, cursor=cursor,
-            resources={"chronos": ChronosResource(data_dir=str(services.settings.data_dir))},
+            resources={"data": ChronosData(data_dir=str(services.settings.data_dir))},
         )
         result = upload_sensor(context)
     assert isinstance(result, dg.SensorResult)

@@ -16,7 +16,7 @@ from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.lib.storage import MANIFEST
 from chronos_pipeline.partitions import VIDEOS
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.runner import ingest_job, pending_run_requests, run_config, run_pending
 from chronos_pipeline.tags import PARTITION_TAG, REEMBED_TAG
 from tests.conftest import SPEECH_DIR
@@ -43,7 +43,7 @@ def test_fresh_instance_over_ready_lectures_requests_no_run_and_calls_no_provide
         video = services.ingest.ingest_file(creator.id, clip, title="Ask not")
         instance = open_instance(services.settings)
         try:
-            assert [o.success for o in run_pending(instance, ChronosResource())] == [True]
+            assert [o.success for o in run_pending(instance, ChronosData())] == [True]
         finally:
             instance.dispose()
         assert services.catalog.find_video(video.id).status is VideoStatus.READY
@@ -57,8 +57,8 @@ def test_fresh_instance_over_ready_lectures_requests_no_run_and_calls_no_provide
         os.utime(manifest)
         fresh = open_instance(services.settings)
         try:
-            assert pending_run_requests(fresh, ChronosResource()) == []
-            assert run_pending(fresh, ChronosResource()) == []
+            assert pending_run_requests(fresh, ChronosData()) == []
+            assert run_pending(fresh, ChronosData()) == []
             assert fresh.get_runs() == []
         finally:
             fresh.dispose()
@@ -79,11 +79,11 @@ def test_a_rerun_of_a_ready_lecture_pays_nothing_unless_it_asks_to_reembed(
         video = services.ingest.ingest_file(creator.id, clip, title="Ask not")
         instance = open_instance(services.settings)
         try:
-            assert [o.success for o in run_pending(instance, ChronosResource())] == [True]
+            assert [o.success for o in run_pending(instance, ChronosData())] == [True]
             vectors = services.vectors.count(video.id)
             embedded = server.served("/v1/embeddings")
             transcribed = _records(services, video.id, "transcribe")
-            config = run_config(ChronosResource())
+            config = run_config(ChronosData())
             job = dg.reconstructable(ingest_job)
 
             again = dg.execute_job(job, instance, run_config=config,

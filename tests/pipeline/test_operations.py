@@ -16,7 +16,7 @@ from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.storage import MANIFEST
 from chronos_pipeline.operations import forget_partition, retry_video
 from chronos_pipeline.partitions import VIDEOS
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.runner import run_pending
 from tests.conftest import ready_clip
 from tests.media import make_video
@@ -45,7 +45,7 @@ def test_retry_runs_the_partition_again_under_a_new_run_key_without_paying_twice
         folder = services.storage.video_dir(creator[0], video_id)
         assert json.loads((folder / MANIFEST).read_text())["attempt"] == 1
 
-        outcomes = run_pending(instance, ChronosResource(data_dir=str(services.settings.data_dir)))
+        outcomes = run_pending(instance, ChronosData(data_dir=str(services.settings.data_dir)))
 
         assert [(o.video_id, o.success) for o in outcomes] == [(video_id, True)]
         assert services.catalog.find_video(video_id).status is VideoStatus.READY
@@ -54,7 +54,7 @@ def test_retry_runs_the_partition_again_under_a_new_run_key_without_paying_twice
                                                                  f"{video_id}:retry-1"]
         assert _transcribe_records(services, video_id) == transcribed
         assert services.vectors.count(video_id) == vectors
-        assert run_pending(instance, ChronosResource(
+        assert run_pending(instance, ChronosData(
             data_dir=str(services.settings.data_dir))) == []
     finally:
         instance.dispose()
@@ -70,11 +70,11 @@ def test_only_a_failed_lecture_can_be_retried(
         with pytest.raises(ConflictError, match="only a failed lecture"):
             retry_video(instance, services, video.id)
         assert services.catalog.find_video(video.id).status is VideoStatus.UPLOADED
-        run_pending(instance, ChronosResource(data_dir=str(services.settings.data_dir)))
+        run_pending(instance, ChronosData(data_dir=str(services.settings.data_dir)))
         assert services.catalog.find_video(video.id).status is VideoStatus.FAILED
 
         assert retry_video(instance, services, video.id).status is VideoStatus.UPLOADED
-        outcomes = run_pending(instance, ChronosResource(
+        outcomes = run_pending(instance, ChronosData(
             data_dir=str(services.settings.data_dir)))
         assert [o.success for o in outcomes] == [False]
         assert services.catalog.find_video(video.id).status is VideoStatus.FAILED
@@ -91,7 +91,7 @@ def test_forgetting_a_partition_removes_it_from_dagster(
     video = services.ingest.ingest_file(creator[0], silent, title="Silent")
     instance = open_instance(services.settings)
     try:
-        run_pending(instance, ChronosResource(data_dir=str(services.settings.data_dir)))
+        run_pending(instance, ChronosData(data_dir=str(services.settings.data_dir)))
         assert instance.has_dynamic_partition(VIDEOS, video.id)
         assert forget_partition(instance, video.id)
         assert not instance.has_dynamic_partition(VIDEOS, video.id)

@@ -10,11 +10,13 @@ from chronos_pipeline.definitions import defs
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.errors import ProviderUnavailable
 from chronos_pipeline.lib.ledger import Usage
-from chronos_pipeline.lib.providers.base import ProgressCallback, UsageCallback
+from chronos_pipeline.lib.providers.base import ProgressCallback, Transcriber, UsageCallback
 from chronos_pipeline.lib.providers.local_whisper import LocalWhisperTranscriber
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.transcripts import Transcript
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
+from chronos_pipeline.resources.providers import TranscriberResource
+from chronos_pipeline.runner import resources_config
 from tests.conftest import SPEECH_DIR
 from tests.media import speech_video
 
@@ -37,30 +39,32 @@ class FlakyTranscriber(LocalWhisperTranscriber):
         return super().transcribe(media, on_progress=on_progress, on_usage=on_usage)
 
 
-class PreparedChronos(ChronosResource):
-    """The resource, handing out services prepared by the test."""
+class FlakyWhisper(TranscriberResource):
+    """The transcriber resource, handing the asset the test's flaky transcriber."""
 
-    def services(self) -> Services:
-        return PREPARED[self.data_dir or ""]
+    key: str
+
+    def _build(self) -> Transcriber:
+        return PREPARED[self.key]
 
 
-PREPARED: dict[str, Services] = {}
+PREPARED: dict[str, FlakyTranscriber] = {}
 
 
 def _run_with_flaky_transcriber(
     services: Services, creator_id: str, tmp_path: Path, failures: int
 ) -> tuple[str, FlakyTranscriber, bool, int]:
     """Ingest a speech clip and run the job; returns video, provider, success, retries."""
-    flaky = FlakyTranscriber(failures=failures)
-    services.transcriber = flaky
-    PREPARED[str(services.settings.data_dir)] = services
+    flaky = PREPARED[str(tmp_path)] = FlakyTranscriber(failures=failures)
     clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
     video = services.ingest.ingest_file(creator_id, clip, title="JFK")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("videos", [video.id])
         result = defs.resolve_job_def("ingest_video").execute_in_process(
             instance=instance, partition_key=video.id, raise_on_error=False,
-            resources={"chronos": PreparedChronos(data_dir=str(services.settings.data_dir))},
+            run_config={"resources": resources_config(
+                ChronosData(data_dir=str(services.settings.data_dir)))},
+            resources={"transcriber": FlakyWhisper(key=str(tmp_path))},
         )
         retries = [e for e in instance.all_logs(result.run_id)
                    if e.dagster_event is not None

@@ -11,8 +11,8 @@ from chronos_pipeline.instance import open_instance
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
-from chronos_pipeline.resources.chronos import ChronosResource
-from chronos_pipeline.runner import run_pending
+from chronos_pipeline.resources.data import ChronosData
+from chronos_pipeline.runner import resources_config, run_pending
 from tests.conftest import SAMPLE_MP4, World
 from tests.media import make_video
 
@@ -91,7 +91,7 @@ def test_rematerializing_a_partition_keeps_the_vector_count(world: World) -> Non
 
     result = defs.resolve_job_def("ingest_video").execute_in_process(
         instance=world.instance, partition_key=world.video_id,
-        resources={"chronos": world.chronos},
+        run_config={"resources": resources_config(world.data)},
     )
     assert result.success
     assert before > 0 and world.services.vectors.count(world.video_id) == before
@@ -104,7 +104,7 @@ def test_silent_video_fails_with_a_message_a_creator_can_act_on(
     silent = make_video(tmp_path / "silent.mp4", seconds=6, audio="silence")
     video = services.ingest.ingest_file(creator[0], silent, title="Silent")
     instance = open_instance(services.settings)
-    chronos = ChronosResource(data_dir=str(services.settings.data_dir))
+    chronos = ChronosData(data_dir=str(services.settings.data_dir))
     outcomes = run_pending(instance, chronos)
     assert [o.success for o in outcomes] == [False]
     failed = services.catalog.find_video(video.id)
@@ -140,7 +140,7 @@ def test_end_to_end_run_on_postgres_dagster_storage(
     instance = open_instance(settings)
     try:
         assert "postgres" in type(instance.run_storage).__module__
-        outcomes = run_pending(instance, ChronosResource())
+        outcomes = run_pending(instance, ChronosData())
         assert [o.success for o in outcomes] == [True]
         assert services.catalog.find_video(video.id).status is VideoStatus.READY
         run = instance.get_run_by_id(outcomes[0].run_id)

@@ -16,7 +16,7 @@ from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import load_chunks
 from chronos_pipeline.operations import STOPPED
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.runner import run_pending
 from chronos_pipeline.sensors.run_failures import stopped_run_repair
 from chronos_pipeline.tags import EXECUTOR_TAG, IN_PROCESS, PARTITION_TAG
@@ -74,7 +74,7 @@ def test_a_killed_ingest_is_failed_in_dagster_and_the_next_run_makes_the_lecture
         assert dead.tags[EXECUTOR_TAG] == IN_PROCESS
 
         # What the next `chronos ingest --wait` or `chronos serve` tick does.
-        outcomes = run_pending(instance, ChronosResource(
+        outcomes = run_pending(instance, ChronosData(
             data_dir=str(services.settings.data_dir)))
 
         assert [(o.video_id, o.success) for o in outcomes] == [(video_id, True)]
@@ -93,7 +93,7 @@ def test_run_failure_sensor_queues_again_the_lecture_of_a_run_monitoring_failed(
 ) -> None:
     video_id = _kill_ingest_mid_transcription(services, creator[0])
     instance = open_instance(services.settings)
-    chronos = ChronosResource(data_dir=str(services.settings.data_dir))
+    chronos = ChronosData(data_dir=str(services.settings.data_dir))
     try:
         [dead] = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: video_id}))
         # What the daemon's run monitoring does when a run worker is gone.
@@ -102,7 +102,7 @@ def test_run_failure_sensor_queues_again_the_lecture_of_a_run_monitoring_failed(
         assert failed_run is not None
         context = dg.build_run_status_sensor_context(
             sensor_name="stopped_run_repair", dagster_event=event, dagster_instance=instance,
-            dagster_run=failed_run, resources={"chronos": chronos},
+            dagster_run=failed_run, resources={"data": chronos},
         ).for_run_failure()
         stopped_run_repair(context)
 

@@ -11,7 +11,7 @@ from chronos_pipeline.lib.chunking import Chunk, Sentence
 from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.lib.vector_maintenance import SCALAR_INDEXES
 from chronos_pipeline.lib.vectors import VectorStore
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 
 
 def test_vector_maintenance_compacts_the_tables_and_reports_it(settings: Settings) -> None:
@@ -26,7 +26,7 @@ def test_vector_maintenance_compacts_the_tables_and_reports_it(settings: Setting
 
     result = dg.materialize(
         [vector_maintenance],
-        resources={"chronos": ChronosResource(data_dir=str(settings.data_dir))},
+        resources={"data": ChronosData(data_dir=str(settings.data_dir))},
     )
 
     assert result.success

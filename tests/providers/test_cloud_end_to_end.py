@@ -14,7 +14,7 @@ from chronos_pipeline.instance import open_instance
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
-from chronos_pipeline.resources.chronos import ChronosResource
+from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.runner import run_pending
 from tests.api.test_chat import parse_sse
 from tests.conftest import SAMPLE_MP4
@@ -33,7 +33,7 @@ def test_pipeline_and_chat_on_cloud_providers_reconcile_with_the_provider_bill(
         creator, key = services.catalog.create_creator("Cloud creator")
         video = services.ingest.ingest_file(creator.id, SAMPLE_MP4, title="Momentum")
         instance = open_instance(services.settings)
-        outcomes = run_pending(instance, ChronosResource())
+        outcomes = run_pending(instance, ChronosData())
         assert [o.success for o in outcomes] == [True]
         assert services.catalog.find_video(video.id).status is VideoStatus.READY
         assert services.vectors.name == "chunks__text_embedding_3_small"

@@ -146,10 +146,14 @@ class ExtractiveChatModel(ChatModel):
             query, usage = np.asarray(query_vector, dtype=np.float32).reshape(-1), none
         else:
             windows = [window_text(candidates[i].before, texts[i]) for i in windowed]
-            asked = [question] if query_vector is None else []
+            # The search's query vector serves only if it is this embedder's (a creator
+            # whose chat searches another model's table: the question is embedded again).
+            own = (query_vector is not None
+                   and np.asarray(query_vector).size == self.embedder.dimension)
+            asked = [] if own else [question]
             vectors, usage = self.embedder.embed([*asked, *texts, *windows])
-            query = (vectors[0] if query_vector is None
-                     else np.asarray(query_vector, dtype=np.float32).reshape(-1))
+            query = (np.asarray(query_vector, dtype=np.float32).reshape(-1) if own
+                     else vectors[0])
             sentence_vectors = vectors[len(asked) : len(asked) + len(texts)]
             window_vectors = vectors[len(asked) + len(texts) :]
         sentence = np.asarray(sentence_vectors @ query, dtype=np.float64)
