@@ -26,6 +26,7 @@ from chronos_pipeline.lib.ledger import Ledger, Usage
 from chronos_pipeline.lib.pricing import DEFAULT_TABLE, PriceTable
 from chronos_pipeline.lib.sentence_vectors import texts_to_embed
 from chronos_pipeline.lib.services import Services
+from chronos_pipeline.lib.steps import embed_video, embeds_sentences, load_chunks
 from chronos_pipeline.lib.token_counts import (
     CL100K_FILE,
     CL100K_SHA256,
@@ -33,7 +34,8 @@ from chronos_pipeline.lib.token_counts import (
     cl100k_base,
     count_tokens,
 )
-from tests.conftest import REPO, SAMPLE_DIR
+from tests.conftest import REPO, SAMPLE_DIR, World, copy_data_dir, make_settings
+from tests.loopback import loopback
 
 SMALL = "text-embedding-3-small"
 
@@ -256,3 +258,77 @@ def test_an_estimate_from_before_runs_were_attached_is_still_read_by_model_and_t
     assert (row["paired_by"], row["actual_tokens"], row["actual_usd"]) == (
         "model+time", 2100, Decimal("0.000042"))
     assert row["tokenizer"] is None and row["estimated_usd"] == Decimal("0.00004")
+
+
+# The sample lecture re-embedded through the real openai SDK on the loopback server ---------
+@pytest.mark.slow
+def test_estimate_meets_what_the_provider_bills_for_the_sample_lecture(
+    world: World, tmp_path: Path
+) -> None:
+    """The loopback server bills words + 1 per input, not cl100k tokens: the first estimate
+    is off by what that difference makes; once a run has billed an estimate's texts, the
+    next estimates (of other texts, too) are within 5 % of the bill."""
+    data_dir = tmp_path / "data"
+    copy_data_dir(world.settings.data_dir, data_dir)
+    with loopback() as server:
+        def reembed(chat_model: str, run_id: str, backfill_id: str | None = None
+                    ) -> tuple[costs.Estimate, int, list[str], list[str]]:
+            """Estimate, attach the run, re-embed the sample with these settings: the
+            estimate, what the server billed, what went over the wire, what was counted."""
+            services = Services(make_settings(
+                data_dir, embedder="openai", openai_api_key="sk-test",
+                openai_base_url=f"{server.base_url}/v1", chat_model=chat_model,
+                anthropic_api_key="sk-ant-test", anthropic_base_url=server.base_url))
+            try:
+                with_sentences = embeds_sentences(services)
+                estimate = costs.estimate_reembed(
+                    services.ledger, services.catalog, services.storage, SMALL,
+                    creator_id=world.creator_id, course_id=world.course_id,
+                    with_sentences=with_sentences)
+                costs.attach_run(services.ledger, estimate.estimate_id, run_id,
+                                 backfill_id=backfill_id)
+                bills, requests = len(server.billed), len(server.requests)
+                embed_video(services, world.video_id, run_id=run_id, force=True)
+                sent = [t for path, body in server.requests[requests:]
+                        if path == "/v1/embeddings" for t in body["input"]]
+                video = services.catalog.find_video(world.video_id)
+                counted = texts_to_embed(load_chunks(services, video), with_sentences)
+                return (estimate, sum(b["input_token"] for b in server.billed[bills:]), sent,
+                        counted)
+            finally:
+                services.close()
+
+        def error(estimate: costs.Estimate, billed: int) -> float:
+            return (estimate.tokens - billed) / billed
+
+        # Chunks only (a chat model that reads no sentence vectors): nothing to calibrate by.
+        chunks, billed_chunks, sent, counted = reembed("anthropic", "run-1")
+        assert sorted(sent) == sorted(counted) and chunks.per_video[0].texts == len(counted)
+        assert chunks.calibration_videos == 0
+        # Chunks and the answerer's sentences: ten times the texts, calibrated by run-1.
+        sentences, billed_sentences, sent, counted = reembed("local", "run-2", "bf-2")
+        assert sorted(sent) == sorted(counted) and sentences.per_video[0].texts == len(counted)
+        assert len(counted) > 5 * chunks.per_video[0].texts
+        assert sentences.calibration_videos == 1
+        # The same again, calibrated by both runs.
+        again, billed_again, _, _ = reembed("local", "run-3")
+        assert again.calibration_videos == 2
+        print(f"\nchunks: {chunks.per_video[0].texts} texts, cl100k {chunks.counted_tokens}, "
+              f"billed {billed_chunks} ({100 * error(chunks, billed_chunks):+.2f} %, "
+              f"uncalibrated)\nchunks+sentences: {sentences.per_video[0].texts} texts, cl100k "
+              f"{sentences.counted_tokens} × {sentences.calibration:.4f} = "
+              f"{sentences.tokens:.0f}, billed {billed_sentences} "
+              f"({100 * error(sentences, billed_sentences):+.2f} %)\nagain: × "
+              f"{again.calibration:.4f} = {again.tokens:.0f}, billed {billed_again} "
+              f"({100 * error(again, billed_again):+.2f} %)")
+        assert abs(error(sentences, billed_sentences)) < 0.05
+        assert abs(error(again, billed_again)) < 0.05
+
+        ledger = Ledger(data_dir / "ledger", PriceTable.load())
+        rows = {r["estimate_id"]: r for r in costs.estimates_against_actual(ledger).as_dicts()}
+        for estimate, billed in ((chunks, billed_chunks), (sentences, billed_sentences),
+                                 (again, billed_again)):
+            row = rows[estimate.estimate_id]
+            assert (row["paired_by"], row["runs"], row["actual_tokens"]) == ("run", 1, billed)
+            assert row["actual_usd"] == Decimal(billed) * Decimal("0.02") / 10**6
+        assert rows[sentences.estimate_id]["backfills"] == "bf-2"
