@@ -387,18 +387,48 @@ def cmd_costs_recompute(services: Services, args: argparse.Namespace) -> int:
 
 
 def cmd_costs_estimate_reembed(services: Services, args: argparse.Namespace) -> int:
-    estimate = costs.estimate_reembed(services.ledger, args.model, provider=args.provider,
-                                      creator_id=args.creator)
-    print(f"estimate {estimate.estimate_id}: re-embedding {estimate.videos} video(s) with "
-          f"{estimate.provider}/{estimate.model}")
-    print(f"  {estimate.tokens:,.0f} tokens (from the ledger's latest embedding runs) at "
-          f"price table {estimate.price_table_version}: ${estimate.estimated_usd:.6f}")
-    _say("After the backfill, `chronos costs estimates` shows this estimate against the actual.")
+    from chronos_pipeline.lib.steps import embeds_sentences
+
+    with_sentences = (embeds_sentences(services) if args.sentences is None
+                      else args.sentences == "yes")
+    estimate = costs.estimate_reembed(
+        services.ledger, services.catalog, services.storage, args.model,
+        provider=args.provider, creator_id=args.creator, course_id=args.course,
+        with_sentences=with_sentences, run_id=args.run_id, backfill_id=args.backfill_id)
+    scope = (f"creator {estimate.creator_id}" if estimate.creator_id else "every creator") + (
+        f", course {estimate.course_id}" if estimate.course_id else "")
+    print(f"estimate {estimate.estimate_id}: re-embedding {estimate.videos} ready video(s) of "
+          f"{scope} with {estimate.provider}/{estimate.model}")
+    _print_table(["video_id", "texts", "counted_tokens", "estimated_tokens", "estimated_usd"],
+                 [(v.video_id, v.texts, v.counted_tokens, round(v.tokens), v.estimated_usd)
+                  for v in estimate.per_video])
+    texts = "chunks and the answerer's sentences" if with_sentences else "chunks"
+    print(f"  {estimate.counted_tokens:,} tokens of {texts} counted by {estimate.tokenizer}")
+    if estimate.calibration_videos:
+        print(f"  × {estimate.calibration:.4f} (billed / counted over "
+              f"{estimate.calibration_videos} video(s) of earlier estimated runs)")
+    else:
+        print("  no earlier estimated run of this model to calibrate against: counted as is")
+    print(f"  = {estimate.tokens:,.0f} tokens at price table {estimate.price_table_version}: "
+          f"${estimate.estimated_usd:.6f}")
+    if estimate.without_chunks:
+        _say(f"not counted (ready, but no chunks on disk): {', '.join(estimate.without_chunks)}")
+    _say("Attach the run that carries it out (`chronos costs attach-run`, or the re-embed "
+         "job does it); `chronos costs estimates` then shows it against that run's actual.")
+    return 0
+
+
+def cmd_costs_attach_run(services: Services, args: argparse.Namespace) -> int:
+    costs.attach_run(services.ledger, args.estimate, args.run_id, backfill_id=args.backfill_id)
+    print(f"estimate {args.estimate}: run {args.run_id} attached")
     return 0
 
 
 def cmd_costs_estimates(services: Services, args: argparse.Namespace) -> int:
-    table = costs.estimates_against_actual(services.ledger)
+    if args.estimate:
+        table = costs.estimate_videos_against_actual(services.ledger, args.estimate)
+    else:
+        table = costs.estimates_against_actual(services.ledger)
     _print_table(table.columns, table.rows)
     return 0
 
@@ -577,13 +607,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", required=True, help="price the ledger as on this date")
     p.add_argument("--creator")
     p.set_defaults(func=cmd_costs_recompute)
-    p = ksub.add_parser("estimate-reembed",
-                        help="expected cost of re-embedding every video with another model")
+    p = ksub.add_parser(
+        "estimate-reembed",
+        help="expected cost of re-embedding the ready videos with a model: their chunks (and "
+             "the answerer's sentences) counted by the model's own tokenizer, calibrated by "
+             "earlier estimated runs, priced by the price table")
     p.add_argument("--model", required=True)
     p.add_argument("--provider", help="needed only when several providers price the model")
-    p.add_argument("--creator")
+    p.add_argument("--creator", help="one creator's videos (default: every creator's)")
+    p.add_argument("--course", help="only this course's videos (needs --creator)")
+    p.add_argument("--sentences", choices=["yes", "no"],
+                   help="count the extractive answerer's sentence texts too (default: as the "
+                        "embeddings step would, i.e. yes with the local chat model)")
+    p.add_argument("--run-id", help="the run that carries the estimate out, if known now")
+    p.add_argument("--backfill-id")
     p.set_defaults(func=cmd_costs_estimate_reembed)
-    p = ksub.add_parser("estimates", help="re-embedding estimates against the actual cost")
+    p = ksub.add_parser("attach-run",
+                        help="pair a re-embedding estimate with a run that carries it out")
+    p.add_argument("--estimate", required=True)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--backfill-id")
+    p.set_defaults(func=cmd_costs_attach_run)
+    p = ksub.add_parser("estimates",
+                        help="re-embedding estimates against the actual of their own runs")
+    p.add_argument("--estimate", help="one estimate, video by video")
     p.set_defaults(func=cmd_costs_estimates)
     p = ksub.add_parser("report", help="totals per video, stage, model and unit")
     p.add_argument("--creator")

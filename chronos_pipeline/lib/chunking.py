@@ -13,10 +13,15 @@ at most 256 word pieces (≈ 200 words) and ignores the rest, and the retrieval 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chronos_pipeline.lib.transcripts import Segment, Transcript
 
+if TYPE_CHECKING:
+    from chronos_pipeline.lib.storage import Storage
+
+# A video's chunks, as the chunking step writes them under the video's folder.
+CHUNKS_FILE = "chunks.json"
 SENTENCE_END = (".", "?", "!")
 MAX_SENTENCE_WORDS = 40
 
@@ -134,3 +139,8 @@ def chunk_transcript(
             carried += items[back].words
         start = back
     return chunks
+
+
+def read_chunks(storage: Storage, creator_id: str, video_id: str) -> list[Chunk]:
+    """The chunks the chunking step stored for a video (``PipelineStateError`` if none)."""
+    return [Chunk.from_json(c) for c in storage.read_json(creator_id, video_id, CHUNKS_FILE)]

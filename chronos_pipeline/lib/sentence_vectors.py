@@ -41,6 +41,17 @@ def chunk_texts(chunk: Chunk) -> tuple[list[str], list[str]]:
     return texts, [window_text(texts[i - 1], texts[i]) for i in range(1, len(texts))]
 
 
+def texts_to_embed(chunks: Sequence[Chunk], with_sentences: bool) -> list[str]:
+    """Every input the embeddings step sends for a video's ``chunks``: each chunk's text,
+    then (for the extractive answerer) each distinct sentence and window once, as
+    ``SentenceEmbedding`` sends them. The budget hold and the re-embedding estimate
+    (``costs.estimate_reembed``) both count this list, so neither drifts from the bill."""
+    texts = [c.text for c in chunks]
+    if with_sentences:
+        texts += list(dict.fromkeys(t for c in chunks for part in chunk_texts(c) for t in part))
+    return texts
+
+
 class SentenceEmbedding:
     """Embeds chunks' sentences and windows, each distinct text of a video once."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chronos_pipeline.lib.catalog import Video, VideoStatus
-from chronos_pipeline.lib.chunking import Chunk, chunk_transcript
+from chronos_pipeline.lib.chunking import CHUNKS_FILE, Chunk, chunk_transcript, read_chunks
 from chronos_pipeline.lib.errors import (
     MediaError,
     NoSpeechError,
@@ -25,12 +25,12 @@ from chronos_pipeline.lib.errors import (
 from chronos_pipeline.lib.ledger import CostSummary, Usage
 from chronos_pipeline.lib.media import probe, thumbnail_jpeg
 from chronos_pipeline.lib.providers.base import ProgressCallback, SentenceVectors
-from chronos_pipeline.lib.sentence_vectors import SentenceEmbedding, chunk_texts
+from chronos_pipeline.lib.sentence_vectors import SentenceEmbedding, texts_to_embed
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.transcripts import Transcript
 
 TRANSCRIPT = "transcript.json"
-CHUNKS = "chunks.json"
+CHUNKS = CHUNKS_FILE
 THUMBNAIL = "thumbnail.jpg"
 EMBED_BATCH = 64
 # The library page polls the catalog; a write every couple of seconds is plenty.
@@ -199,8 +199,13 @@ def chunk_video(services: Services, video_id: str) -> tuple[list[Chunk], StepRes
 
 
 def load_chunks(services: Services, video: Video) -> list[Chunk]:
-    data = services.storage.read_json(video.creator_id, video.id, CHUNKS)
-    return [Chunk.from_json(c) for c in data]
+    return read_chunks(services.storage, video.creator_id, video.id)
+
+
+def embeds_sentences(services: Services) -> bool:
+    """Whether the embeddings step also embeds the extractive answerer's sentences and
+    windows (only that chat model reads them, so with another they are not paid for)."""
+    return services.settings.chat_model == "local"
 
 
 def embed_video(
@@ -222,7 +227,7 @@ def embed_video(
     embedder = services.embedder
     result = StepResult()
     if with_sentences is None:
-        with_sentences = services.settings.chat_model == "local"
+        with_sentences = embeds_sentences(services)
     if not force and services.vectors.holds(video_id, chunks, course_id=video.course_id,
                                             sentence_vectors=with_sentences):
         if log is not None:
@@ -250,9 +255,7 @@ def embed_video(
         else (lambda done, total: None))
     # Everything this step will embed (chunks, and the answerer's distinct sentences and
     # windows) is held at once: a step refused halfway would lose the batches paid for.
-    texts = [c.text for c in chunks]
-    if sentence_embedding is not None:
-        texts += list(dict.fromkeys(t for c in chunks for part in chunk_texts(c) for t in part))
+    texts = texts_to_embed(chunks, with_sentences)
     with services.budgets.reserve(video.creator_id, [embedder.expected_usage(texts)],
                                   stage="embed", ref=video_id):
         for start in range(0, len(chunks), EMBED_BATCH):

@@ -121,8 +121,19 @@ def test_ask_json_and_costs_on_the_sample(world: World) -> None:
                        "text-embedding-3-small")
     assert estimate.returncode == 0, estimate.stderr
     assert "openai/text-embedding-3-small" in estimate.stdout and "$0.0000" in estimate.stdout
+    assert "counted by tiktoken cl100k_base" in estimate.stdout
+    assert world.video_id in estimate.stdout
+    estimate_id = estimate.stdout.split()[1].rstrip(":")
+    attached = chronos(data_dir, "costs", "attach-run", "--estimate", estimate_id,
+                       "--run-id", "run-cli")
+    assert attached.returncode == 0, attached.stderr
     listed = chronos(data_dir, "costs", "estimates")
-    assert "text-embedding-3-small" in listed.stdout
+    [line] = [row for row in listed.stdout.splitlines() if row.startswith(estimate_id)]
+    assert "text-embedding-3-small" in line and " run " in line  # paired by its run
+    per_video = chronos(data_dir, "costs", "estimates", "--estimate", estimate_id)
+    assert per_video.returncode == 0 and world.video_id in per_video.stdout
+    unknown = chronos(data_dir, "costs", "estimate-reembed", "--model", "acme-embed-9")
+    assert unknown.returncode == 1 and "acme-embed-9" in unknown.stderr
 
     bad = chronos(data_dir, "costs", "sql", "SELECT * FROM no_such_table")
     assert bad.returncode == 1 and "error" in bad.stderr

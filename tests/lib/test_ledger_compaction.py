@@ -218,10 +218,17 @@ def test_a_ledger_from_before_views_is_migrated_and_its_estimates_moved_out(
         (root / f"day=2026-11-{day}").mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=old_schema),
                        root / f"day=2026-11-{day}" / "101010101010-abcdef.parquet")
-    estimate = costs.estimate_reembed(ledger, "text-embedding-3-small")
+    # An estimate where the old version kept them, in the old version's schema.
     (root / "estimates").mkdir()
-    for path in ledger.layout.estimates_dir.glob("*.parquet"):
-        path.rename(root / "estimates" / path.name)  # where the old version kept them
+    estimate_schema = pa.schema([f for f in costs.ESTIMATES_SCHEMA if f.name in (
+        "estimate_id", "created_at", "kind", "creator_id", "provider", "model", "videos",
+        "tokens", "estimated_usd", "price_table_version")])
+    pq.write_table(pa.Table.from_pylist([{
+        "estimate_id": "00000000000000ab", "created_at": datetime(2026, 11, 1, tzinfo=UTC),
+        "kind": "reembed", "creator_id": None, "provider": "openai",
+        "model": "text-embedding-3-small", "videos": 1, "tokens": 4200.0,
+        "estimated_usd": Decimal("0.000084"), "price_table_version": "2026-11-01",
+    }], schema=estimate_schema), root / "estimates" / "00000000000000ab.parquet")
     ledger.record(Usage("openai", "text-embedding-3-small", {"input_token": 10}),
                   creator_id=CREATOR, stage="embed", occurred_at=datetime(2026, 11, 11,
                                                                            tzinfo=UTC))
@@ -234,4 +241,5 @@ def test_a_ledger_from_before_views_is_migrated_and_its_estimates_moved_out(
     assert after == before == [(3, Decimal("4211"), Decimal("0.00008422"))]
     assert _plain_read(root, "**/*.parquet") == (3, 3)
     [row] = costs.estimates_against_actual(ledger).as_dicts()
-    assert row["estimate_id"] == estimate.estimate_id
+    assert (row["estimate_id"], row["paired_by"], row["actual_tokens"]) == (
+        "00000000000000ab", "model+time", Decimal("4211"))

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from chronos_pipeline.lib import costs
-from chronos_pipeline.lib.errors import ValidationError
 from chronos_pipeline.lib.ledger import Ledger, Usage
 from chronos_pipeline.lib.pricing import DEFAULT_TABLE, PriceTable
 
@@ -61,28 +60,3 @@ def test_month_to_date_projects_spend_to_the_month_end(ledger: Ledger) -> None:
     # $5 in 9 days of a 30-day month → $16.67 by the end of it.
     assert summary.spent_usd == Decimal(5)
     assert float(summary.projected_usd) == pytest.approx(5 * 30 / 9, abs=1e-4)
-
-
-def test_reembed_estimate_uses_each_videos_latest_run_and_meets_the_actual(
-    ledger: Ledger
-) -> None:
-    minilm = "sentence-transformers/all-MiniLM-L6-v2"
-    for video, run, tokens in (("vd_0000000000000001", "run-a", 1000),
-                               ("vd_0000000000000001", "run-b", 1200),  # re-run: latest
-                               ("vd_0000000000000002", "run-c", 800)):
-        ledger.record(Usage("local", minilm, {"input_token": tokens}), creator_id=CREATOR,
-                      stage="embed", video_id=video, run_id=run)
-    estimate = costs.estimate_reembed(ledger, "text-embedding-3-small")
-    assert (estimate.provider, estimate.videos, estimate.tokens) == ("openai", 2, 2000.0)
-    assert estimate.estimated_usd == Decimal("0.00004")  # 2000 × $0.02 / M
-
-    ledger.record(Usage("openai", "text-embedding-3-small", {"input_token": 2100}),
-                  creator_id=CREATOR, stage="embed", video_id="vd_0000000000000001")
-    [row] = costs.estimates_against_actual(ledger).as_dicts()
-    assert row["estimated_usd"] == Decimal("0.00004")
-    assert row["actual_tokens"] == 2100 and row["actual_usd"] == Decimal("0.000042")
-
-
-def test_reembed_estimate_for_an_unpriced_model_names_it(ledger: Ledger) -> None:
-    with pytest.raises(ValidationError, match="no-such-embedder"):
-        costs.estimate_reembed(ledger, "no-such-embedder")
