@@ -123,6 +123,8 @@ class VideoOut(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     history: list[StatusEventOut] | None = None
+    # Something to know about a lecture that stays usable (a failed re-embedding).
+    notice: str | None = None
 
     @classmethod
     def of(cls, video: Video, history: list[StatusEvent] | None = None) -> VideoOut:
@@ -133,6 +135,7 @@ class VideoOut(msgspec.Struct):
             error_message=video.error_message, created_at=video.created_at,
             updated_at=video.updated_at,
             history=[StatusEventOut.of(e) for e in history] if history is not None else None,
+            notice=video.notice,
         )
 
 

@@ -20,6 +20,7 @@ from chronos_pipeline.assets.chunks import chunks
 from chronos_pipeline.assets.embeddings import embeddings
 from chronos_pipeline.assets.ledger import ledger_compaction
 from chronos_pipeline.assets.playback import playback
+from chronos_pipeline.assets.reembedding_estimate import reembedding_estimate
 from chronos_pipeline.assets.transcripts import transcript
 from chronos_pipeline.assets.vector_maintenance import vector_maintenance
 from chronos_pipeline.assets.videos import video
@@ -116,7 +117,7 @@ data = ChronosData.configure_at_launch(
 
 defs = dg.Definitions(
     assets=[video, transcript, chunks, embeddings, playback, ledger_compaction,
-            vector_maintenance],
+            vector_maintenance, reembedding_estimate],
     jobs=[ingest_video_job, reembed_job, compact_ledger_job, optimize_vectors_job],
     schedules=[ledger_compaction_schedule, vector_maintenance_schedule],
     sensors=[upload_sensor, stopped_run_repair],

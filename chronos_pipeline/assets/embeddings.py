@@ -18,6 +18,7 @@ from chronos_pipeline.assets.chunks import chunks
 from chronos_pipeline.assets.steps import OWNERS, RETRY_POLICY, cost_metadata, run_step
 from chronos_pipeline.checks import vector_check_result, vector_check_specs
 from chronos_pipeline.jobs import reembed_job
+from chronos_pipeline.lib.costs import attach_run
 from chronos_pipeline.lib.embedding_models import PROVIDERS, provider_of
 from chronos_pipeline.lib.errors import ChronosError
 from chronos_pipeline.lib.ledger import CostSummary
@@ -29,7 +30,7 @@ from chronos_pipeline.partitions import videos_partitions
 from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.resources.providers import ChatModelResource, EmbedderResource
 from chronos_pipeline.resources.stores import LedgerResource
-from chronos_pipeline.tags import asks_to_reembed
+from chronos_pipeline.tags import BACKFILL_TAG, asks_to_reembed
 
 # Videos per run of a backfill: the embedding model loads once per batch; a failed batch
 # is retried (from the UI) without paying again for the videos it finished.
@@ -42,6 +43,11 @@ class EmbeddingsConfig(dg.Config):
         description=("Embedding model to embed with. Empty: the model the creator's chat "
                      "searches (what new uploads use). A re-embedding backfill names its "
                      f"target: {', '.join(sorted(PROVIDERS))}."),
+    )
+    estimate_id: str = Field(
+        default="",
+        description=("The reembedding_estimate this backfill carries out: each run attaches "
+                     "itself, so `chronos costs estimates` shows the estimate against it."),
     )
 
 
@@ -65,6 +71,12 @@ def embeddings(
     asked = asks_to_reembed(context.job_name, dict(context.run.tags), reembed_job.name)
     with_sentences = chat_model.reads_sentence_vectors
     video_ids = list(context.partition_keys)
+    if config.estimate_id:
+        try:
+            attach_run(base.ledger, config.estimate_id, context.run_id,
+                       backfill_id=context.run.tags.get(BACKFILL_TAG))
+        except ChronosError as exc:
+            raise dg.Failure(description=exc.message, allow_retries=False) from exc
     costs = CostSummary()
     failed: dict[str, str] = {}
     per_video: dict[str, Any] = {}

@@ -10,15 +10,51 @@ from chronos_pipeline.definitions import defs
 from chronos_pipeline.lib.catalog import VideoStatus
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.resources.data import ChronosData
+from chronos_pipeline.resources.providers import (
+    LocalChatResource,
+    LocalEmbedderResource,
+    LocalWhisperResource,
+)
+from chronos_pipeline.resources.stores import LedgerResource
 from chronos_pipeline.sensors.uploads import upload_sensor
 from tests.conftest import SAMPLE_MP4
+
+
+def test_definitions_name_each_resource_by_concern() -> None:
+    resources = defs.get_repository_def().get_top_level_resources()
+    assert set(resources) == {"data", "ledger", "vector_store", "transcriber", "embedder",
+                              "chat_model"}
+    # The embedded default, from an environment that names nothing.
+    from chronos_pipeline import definitions
+
+    assert isinstance(definitions.transcriber, LocalWhisperResource)
+    assert isinstance(definitions.embedder, LocalEmbedderResource)
+    assert isinstance(definitions.chat_model, LocalChatResource)
+
+
+def test_an_unknown_embedding_model_in_the_launchpad_is_a_clear_failure(
+    services: Services, creator: tuple[str, str]
+) -> None:
+    from chronos_pipeline.assets.reembedding_estimate import reembedding_estimate
+
+    result = dg.materialize(
+        [reembedding_estimate], raise_on_error=False,
+        resources={"data": ChronosData(data_dir=str(services.settings.data_dir)),
+                   "ledger": LedgerResource(data=ChronosData(
+                       data_dir=str(services.settings.data_dir))),
+                   "chat_model": LocalChatResource()},
+        run_config={"ops": {"reembedding_estimate": {"config": {"model": "word2vec"}}}},
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "unknown embedding model 'word2vec'" in str(failure.event_specific_data)
 
 
 def test_definitions_load() -> None:
     repository = defs.get_repository_def()
     assert {k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()} == {
         "video", "transcript", "chunks", "embeddings", "playback", "ledger_compaction",
-        "vector_maintenance"}
+        "vector_maintenance", "reembedding_estimate"}
     assert repository.asset_graph.get(dg.AssetKey("playback")).parent_keys == {
         dg.AssetKey("video")}
     ingest = defs.resolve_job_def("ingest_video")

@@ -18,6 +18,7 @@ import pytest
 
 from chronos_pipeline.instance import prepare_dagster_home
 from chronos_pipeline.lib.catalog import VideoStatus
+from chronos_pipeline.lib.costs import estimate_reembed, estimates_against_actual
 from chronos_pipeline.lib.providers.local_embedder import MODEL_ID as LOCAL_MODEL
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.settings import Settings
@@ -77,13 +78,15 @@ def graphql(base: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def backfill(base: str, video_ids: list[str], model: str, timeout_s: float = 600) -> str:
+def backfill(base: str, video_ids: list[str], model: str, estimate_id: str,
+             timeout_s: float = 600) -> str:
     """Launch a re-embedding backfill of the ``embeddings`` asset over ``video_ids`` with
-    ``model`` in the run config; wait for it to end; return its status."""
+    the run config the estimate gives; wait for it to end; return its status."""
+    config = {"model": model, "estimate_id": estimate_id}
     params = {
         "assetSelection": [{"path": ["embeddings"]}],
         "partitionNames": video_ids,
-        "runConfigData": {"ops": {"embeddings": {"config": {"model": model}}}},
+        "runConfigData": {"ops": {"embeddings": {"config": config}}},
     }
     launched = graphql(base, LAUNCH, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
@@ -143,8 +146,11 @@ def test_a_backfill_with_a_chosen_model_moves_chat_only_when_every_lecture_has_i
     with running(webserver, dagster_env, f"{base}/server_info", timeout_s=120), \
             daemon(dagster_env):
         # The first embedding request of the backfill is refused: one video fails.
+        estimate = estimate_reembed(services.ledger, services.catalog, services.storage,
+                                    TARGET, creator_id=creator.id, with_sentences=True)
+        assert estimate.videos == 3 and estimate.counted_tokens > 0
         server.faults["/v1/embeddings"].append("401")
-        assert backfill(base, videos, TARGET) != "COMPLETED_SUCCESS"
+        assert backfill(base, videos, TARGET, estimate.estimate_id) != "COMPLETED_SUCCESS"
         lectures = [services.catalog.find_video(v) for v in videos]
         assert all(v.status is VideoStatus.READY for v in lectures)
         noticed = [v for v in lectures if v.notice]
@@ -152,24 +158,10 @@ def test_a_backfill_with_a_chosen_model_moves_chat_only_when_every_lecture_has_i
         # Two of three have the new model's vectors; chat still searches the old model.
         assert searched_model(services, creator.id) == LOCAL_MODEL
         assert not asked_with(server, services, creator.id)
-        _, first_round = services.ledger.query(
-            "SELECT video_id, run_id, count(*) FROM cost_records WHERE stage = 'embed' "
-            "AND model = ? GROUP BY ALL ORDER BY ALL", [TARGET])
-        Path("/tmp/reembed_debug.txt").write_text(repr(first_round) + "\n" + repr(videos) + "\n")
-
         # The backfill launched again: the failed video is embedded, the two done ones are
         # not paid for twice, and chat switches.
-        assert backfill(base, videos, TARGET) == "COMPLETED_SUCCESS"
-    import dagster as dg
-    with dg.DagsterInstance.from_config(str(home)) as inst:
-        runs = [(r.run_id, r.status.value, {k: v for k, v in r.tags.items()
-                                            if "partition" in k or "backfill" in k})
-                for r in inst.get_runs()]
-    _, all_rows = services.ledger.query(
-        "SELECT video_id, run_id, count(*) FROM cost_records WHERE stage = 'embed' "
-        "AND model = ? GROUP BY ALL ORDER BY ALL", [TARGET])
-    with open("/tmp/reembed_debug.txt", "a") as fh:
-        fh.write(repr(all_rows) + "\n" + repr(runs) + "\n")
+        assert backfill(base, videos, TARGET, estimate.estimate_id) == "COMPLETED_SUCCESS"
+        billed = sum(bill.get("input_token", 0) for bill in server.billed)
     assert searched_model(services, creator.id) == TARGET
     assert asked_with(server, services, creator.id)
     new_store = services.vectors_for(services.embedder_for(TARGET))
@@ -180,8 +172,10 @@ def test_a_backfill_with_a_chosen_model_moves_chat_only_when_every_lecture_has_i
         _, runs = services.ledger.query(
             "SELECT count(DISTINCT run_id) FROM cost_records WHERE stage = 'embed' "
             "AND model = ? AND video_id = ?", [TARGET, video_id])
-        _, detail = services.ledger.query(
-            "SELECT run_id, count(*), sum(quantity) FROM cost_records WHERE stage = 'embed' "
-            "AND video_id = ? GROUP BY ALL", [video_id])
-        assert runs == [(1,)], (video_id, detail, [v.notice for v in lectures])  # paid once
+        assert runs == [(1,)], video_id  # paid once, in one run
+    # The estimate is paired with the backfills' own runs: its actual is what they billed.
+    [paired] = [row for row in estimates_against_actual(services.ledger).as_dicts()
+                if row["estimate_id"] == estimate.estimate_id]
+    assert paired["paired_by"] == "run" and paired["runs"] == 2
+    assert paired["actual_tokens"] == billed
     services.close()

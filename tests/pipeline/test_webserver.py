@@ -32,10 +32,11 @@ def test_dagster_webserver_shows_the_assets_and_the_sensor_run(world: World) -> 
     assert [e["name"] for e in data["workspaceOrError"]["locationEntries"]] == ["chronos"]
     assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
     assert assets == {"video", "transcript", "chunks", "embeddings", "playback",
-                      "ledger_compaction", "vector_maintenance"}
+                      "ledger_compaction", "vector_maintenance", "reembedding_estimate"}
     # Every per-video asset has the lecture's partition (the maintenance ones are not per video).
     assert all(world.video_id in n["partitionKeys"] for n in data["assetNodes"]
-               if n["assetKey"]["path"] not in (["ledger_compaction"], ["vector_maintenance"]))
+               if n["assetKey"]["path"] not in (["ledger_compaction"], ["vector_maintenance"],
+                                                ["reembedding_estimate"]))
     runs = data["runsOrError"]["results"]
     run_keys = {t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/run_key"}
     assert world.video_id in run_keys
