@@ -85,6 +85,19 @@ def started(argv: list[str], env: dict[str, str], log: Path,
         _stop_group(process)
 
 
+def forget_queue(redis_url: str, queue: str) -> None:
+    """Drop what Celery left in Redis for this test's queue (its bindings and any list)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}",
+                *client.scan_iter(match=f"{queue}*")]
+        client.delete(*keys)
+    finally:
+        client.close()
+
+
 def wait_for_worker(process: subprocess.Popen[bytes], log: Path, name: str) -> None:
     """Until Celery logs ``<name>@<host> ready.``: it consumes the queue from then on."""
     deadline = time.monotonic() + WORKER_START_S
@@ -203,3 +216,4 @@ def test_four_uploads_run_on_two_celery_workers_with_postgres_storage(
     finally:
         instance.dispose()
         services.close()
+        forget_queue(redis_url, queue)
