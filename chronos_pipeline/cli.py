@@ -464,6 +464,18 @@ def cmd_dagster_home(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_celery_worker(services: Services, args: argparse.Namespace) -> int:
+    """Dagster's Celery worker (``dagster-celery worker start``) with this deployment's
+    broker, queue, Dagster home and data directory."""
+    import socket
+
+    from chronos_pipeline.celery_executor import run_worker
+
+    name = args.name or f"chronos-{socket.gethostname()}-{os.getpid()}"
+    return run_worker(services.settings, name=name, concurrency=args.concurrency,
+                      loglevel=args.loglevel)
+
+
 def cmd_dev(services: Services, args: argparse.Namespace) -> int:
     from chronos_pipeline.instance import prepare_dagster_home
 
@@ -665,6 +677,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dagster-home", help="write and print this data dir's DAGSTER_HOME")
     p.set_defaults(func=cmd_dagster_home)
+    p = sub.add_parser("celery-worker",
+                       help="run a Celery worker for the steps of runs (CHRONOS_EXECUTOR=celery)")
+    p.add_argument("--name", help="worker name (default: chronos-<host>-<pid>)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="steps this worker runs at once (default 1: Whisper takes the cores)")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=cmd_celery_worker)
     p = sub.add_parser("dev", help="run the Dagster UI and daemon (dagster dev)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

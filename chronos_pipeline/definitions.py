@@ -115,6 +115,16 @@ data = ChronosData.configure_at_launch(
     database_url=env("CHRONOS_DATABASE_URL", None),
 )
 
+
+def _executor() -> dg.ExecutorDefinition | None:
+    # Placeholder until executors.py selects in_process|multiprocess|celery.
+    if os.environ.get("CHRONOS_EXECUTOR") != "celery":
+        return None
+    from chronos_pipeline.celery_executor import celery_executor_def
+
+    return celery_executor_def(settings)
+
+
 defs = dg.Definitions(
     assets=[video, transcript, chunks, embeddings, playback, ledger_compaction,
             vector_maintenance, reembedding_estimate],
@@ -129,4 +139,5 @@ defs = dg.Definitions(
         "embedder": embedder,
         "chat_model": chat_model,
     },
+    executor=_executor(),
 )

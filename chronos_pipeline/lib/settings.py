@@ -89,11 +89,17 @@ class Settings:
     chat_provider: str = "openai-compatible"
     provider_timeout_s: float = 60.0
     provider_max_retries: int = 3
+    # Dagster's Celery executor (CHRONOS_EXECUTOR=celery): where steps are queued, where
+    # their results come back, and the queue the workers listen on.
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_backend_url: str = "redis://127.0.0.1:6379/0"
+    celery_queue: str = "dagster"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("CHRONOS_DATA_DIR") or "data").expanduser().resolve()
+        broker = env.get("CHRONOS_CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
         settings = cls(
             data_dir=data_dir,
             database_url=env.get("CHRONOS_DATABASE_URL") or None,
@@ -134,6 +140,9 @@ class Settings:
             chat_provider=env.get("CHRONOS_CHAT_PROVIDER", "openai-compatible"),
             provider_max_retries=_int(env, "CHRONOS_PROVIDER_MAX_RETRIES", 3),
             provider_timeout_s=float(_int(env, "CHRONOS_PROVIDER_TIMEOUT_S", 60)),
+            celery_broker_url=broker,
+            celery_backend_url=env.get("CHRONOS_CELERY_BACKEND_URL") or broker,
+            celery_queue=env.get("CHRONOS_CELERY_QUEUE") or "dagster",
         )
         settings.validate()
         return settings
