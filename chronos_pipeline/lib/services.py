@@ -7,7 +7,7 @@ here, so the pipeline and the API always agree on where things live.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from chronos_pipeline.lib.answering import Answering
@@ -84,12 +84,12 @@ def make_chat_model(settings: Settings, embedder: Embedder) -> ChatModel:
     return ExtractiveChatModel(embedder)
 
 
+_LOCK = threading.Lock()
+
+
 @dataclass
 class Services:
     settings: Settings
-    _embedders: dict[str, Embedder] = field(default_factory=dict, repr=False)
-    _stores: dict[str, VectorStore] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_env(cls) -> Services:
@@ -113,11 +113,21 @@ class Services:
                 made.__dict__[name] = given
         return made
 
+    # Embedders and tables of models other than the configured one, made when first asked
+    # for (not dataclass fields: the API's dependency injection reads the fields' types).
+    @cached_property
+    def _embedders(self) -> dict[str, Embedder]:
+        return {}
+
+    @cached_property
+    def _stores(self) -> dict[str, VectorStore]:
+        return {}
+
     def vectors_for(self, embedder: Embedder) -> VectorStore:
         """The LanceDB table of ``embedder``'s model (one table per model, never mixed)."""
         if embedder.model_id == self.embedder.model_id:
             return self.vectors
-        with self._lock:
+        with _LOCK:
             store = self._stores.get(embedder.model_id)
             if store is None:
                 store = self._stores[embedder.model_id] = VectorStore(
@@ -128,7 +138,7 @@ class Services:
         """The embedder of ``model``: the configured one when it is that model."""
         if model == self.embedder.model_id:
             return self.embedder
-        with self._lock:
+        with _LOCK:
             made = self._embedders.get(model)
             if made is None:
                 made = self._embedders[model] = make_embedder(self.settings, model)
