@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def test_a_daemon_launched_run_executes_every_step_in_the_run_process(
         with _daemon(services.settings) as daemon:
             video = services.ingest.ingest_file(creator[0], clip, title="Ask not")
             deadline = time.monotonic() + 300
-            runs: list[dg.DagsterRun] = []
+            runs: Sequence[dg.DagsterRun] = []
             while not (runs and runs[0].is_finished):
                 assert daemon.poll() is None, (daemon.stderr.read().decode()[-3000:]
                                                if daemon.stderr else daemon.returncode)
