@@ -24,6 +24,7 @@ from chronos_pipeline.assets.reembedding_estimate import reembedding_estimate
 from chronos_pipeline.assets.transcripts import transcript
 from chronos_pipeline.assets.vector_maintenance import vector_maintenance
 from chronos_pipeline.assets.videos import video
+from chronos_pipeline.executors import executor_def
 from chronos_pipeline.jobs import (
     compact_ledger_job,
     ingest_video_job,
@@ -116,15 +117,6 @@ data = ChronosData.configure_at_launch(
 )
 
 
-def _executor() -> dg.ExecutorDefinition | None:
-    # Placeholder until executors.py selects in_process|multiprocess|celery.
-    if os.environ.get("CHRONOS_EXECUTOR") != "celery":
-        return None
-    from chronos_pipeline.celery_executor import celery_executor_def
-
-    return celery_executor_def(settings)
-
-
 defs = dg.Definitions(
     assets=[video, transcript, chunks, embeddings, playback, ledger_compaction,
             vector_maintenance, reembedding_estimate],
@@ -139,5 +131,5 @@ defs = dg.Definitions(
         "embedder": embedder,
         "chat_model": chat_model,
     },
-    executor=_executor(),
+    executor=executor_def(settings),
 )

@@ -3,8 +3,9 @@
 ``chronos ingest --wait`` and ``chronos serve`` use this when no daemon is running. A run is
 made the way the daemon makes one: from the job the code location serves (the same job
 snapshot), with the sensor run's tags (run key, sensor name, partition, creator, lecture),
-and executed with Dagster's ``execute_job`` on the configured instance, in this process. It
-shows in the Dagster UI afterwards, and a daemon started later never runs it again.
+and executed with Dagster's ``execute_job`` on the configured instance, from this process
+(its steps too, with the default in-process executor; ``executors.py``). It shows in the
+Dagster UI afterwards, and a daemon started later never runs it again.
 
 Those runs also carry where they execute (``chronos/executor=in-process``, host, pid). The
 caller holds the data directory's pipeline lock while it runs them, so when the lock is
@@ -124,9 +125,10 @@ def fail_stopped_runs(instance: dg.DagsterInstance, data: ChronosData) -> list[s
 
 
 def run_config(data: ChronosData) -> dict[str, Any]:
-    """In-process executor (one process, Whisper has the cores; playback waits for chat),
-    and the data directory (and catalog) when the resource names them."""
-    config: dict[str, Any] = {**QUIET_LOGGING, "execution": {"config": {"in_process": {}}}}
+    """Quiet logs, and the data directory (and catalog) when the resource names them. No
+    execution block: the run uses the code location's executor (``CHRONOS_EXECUTOR``,
+    in-process by default; chronos_pipeline/executors.py), like the daemon's runs."""
+    config: dict[str, Any] = {**QUIET_LOGGING}
     resources = resources_config(data)
     if resources:
         config["resources"] = resources

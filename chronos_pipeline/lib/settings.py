@@ -14,6 +14,9 @@ from pathlib import Path
 from chronos_pipeline.lib.errors import ConfigurationError
 
 GIB = 1024**3
+# How a Dagster run executes its steps (chronos_pipeline/executors.py): all in the run's own
+# process (one model load, the default), one process per step, or on Celery workers.
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -31,6 +34,13 @@ def _coverage_min(env: Mapping[str, str]) -> float | None:
     if not raw:
         return None
     return -1.0 if raw == "off" else _float(env, "CHRONOS_COVERAGE_MIN", 0.0)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigurationError(
+            f"{name}={value!r} is not available; choose one of {', '.join(choices)}"
+        )
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -61,6 +71,7 @@ class Settings:
     transcriber: str = "local"
     embedder: str = "local"
     chat_model: str = "local"
+    executor: str = "in_process"
     whisper_beam_size: int = 5
     whisper_threads: int = 2
     chunk_words: int = 120
@@ -112,6 +123,7 @@ class Settings:
             transcriber=env.get("CHRONOS_TRANSCRIBER", "local"),
             embedder=env.get("CHRONOS_EMBEDDER", "local"),
             chat_model=env.get("CHRONOS_CHAT_MODEL", "local"),
+            executor=env.get("CHRONOS_EXECUTOR") or "in_process",
             whisper_beam_size=_int(env, "CHRONOS_WHISPER_BEAM_SIZE", 5),
             whisper_threads=_int(env, "CHRONOS_WHISPER_THREADS", 2),
             chunk_words=_int(env, "CHRONOS_CHUNK_WORDS", 120),
@@ -172,13 +184,11 @@ class Settings:
             ("CHRONOS_TRANSCRIBER", self.transcriber, ("local", "openai")),
             ("CHRONOS_EMBEDDER", self.embedder, ("local", "openai")),
             ("CHRONOS_RETRIEVAL", self.retrieval, ("vector", "hybrid")),
+            ("CHRONOS_EXECUTOR", self.executor, EXECUTORS),
             ("CHRONOS_CHAT_MODEL", self.chat_model,
              ("local", "anthropic", "openai-compatible")),
         ):
-            if value not in choices:
-                raise ConfigurationError(
-                    f"{name}={value!r} is not available; choose one of {', '.join(choices)}"
-                )
+            _check_choice(name, value, choices)
         if self.transcriber == "openai":
             if not self.openai_api_key:
                 raise ConfigurationError("CHRONOS_TRANSCRIBER=openai needs OPENAI_API_KEY")
