@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "lecture"
 FINAL = {VideoStatus.READY, VideoStatus.FAILED}
 SERVE_STOP_S = 10.0
+# Seconds an API worker may take to start (import, migrate) before uvicorn gives up on it.
+WORKER_START_S = 120
 
 
 def _say(message: str) -> None:
@@ -449,8 +451,12 @@ def cmd_serve(services: Services, args: argparse.Namespace) -> int:
         worker = PipelineWorker(services.settings)
         worker.start()
     try:
+        # A worker imports the app (Dagster, LanceDB, torch) before it answers uvicorn's
+        # health check; on a busy machine that takes well over the 5 s default, and uvicorn
+        # would kill and restart workers forever.
         uvicorn.run("chronos_api.app:create_app", factory=True, host=args.host,
-                    port=args.port, workers=args.workers)
+                    port=args.port, workers=args.workers,
+                    timeout_worker_healthcheck=WORKER_START_S)
     finally:
         if worker is not None and not worker.stop(timeout_s=SERVE_STOP_S):
             _say("a pipeline run was still going at shutdown; its video stays in its stage")
