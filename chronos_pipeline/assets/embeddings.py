@@ -8,13 +8,14 @@ from chronos_pipeline.checks import vector_check_result, vector_check_specs
 from chronos_pipeline.jobs import reembed_job
 from chronos_pipeline.lib.steps import embed_video
 from chronos_pipeline.partitions import videos_partitions
+from chronos_pipeline.pools import EMBEDDING
 from chronos_pipeline.resources.chronos import ChronosResource
 from chronos_pipeline.tags import asks_to_reembed
 
 
 @dg.asset(partitions_def=videos_partitions, deps=[chunks], retry_policy=RETRY_POLICY,
           check_specs=vector_check_specs, group_name="ingest", kinds={"lancedb"},
-          owners=OWNERS, code_version="1")
+          owners=OWNERS, code_version="1", pool=EMBEDDING)
 def embeddings(
     context: dg.AssetExecutionContext, chronos: ChronosResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
