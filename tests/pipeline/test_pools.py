@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from chronos_pipeline import pools
+from chronos_pipeline.definitions import defs
 from chronos_pipeline.instance import open_instance
 from chronos_pipeline.jobs import ingest_video_job
 from chronos_pipeline.lib.catalog import VideoStatus
@@ -112,6 +113,37 @@ def daemon_env(settings: Settings, threads: int) -> dict[str, str]:
     if settings.dagster_pg_url:
         env["CHRONOS_DAGSTER_PG_URL"] = settings.dagster_pg_url
     return env
+
+
+def test_only_the_provider_steps_wait_for_a_pool() -> None:
+    declared = {key: defs.resolve_assets_def(key).op.pool
+                for key in ("video", "transcript", "chunks", "embeddings", "playback")}
+    assert declared == {"video": None, "transcript": pools.TRANSCRIPTION, "chunks": None,
+                        "embeddings": pools.EMBEDDING, "playback": None}
+
+
+def test_the_transcription_pool_is_as_wide_as_the_machine_and_never_closed() -> None:
+    assert pools.machine_slots(2, cores=2) == 1  # Whisper's two threads take both cores
+    assert pools.machine_slots(2, cores=8) == 4
+    assert pools.machine_slots(4, cores=2) == 1  # wider than the machine: still one
+
+
+def test_pools_are_listed_before_any_run_and_an_operators_limit_is_kept(
+    settings: Settings,
+) -> None:
+    slots = pools.machine_slots(settings.whisper_threads)
+    instance = open_instance(settings)
+    try:
+        assert pool_limits(instance) == {pools.TRANSCRIPTION: slots, pools.EMBEDDING: slots}
+        # `dagster instance concurrency set transcription 5` (or the UI) outlives a restart.
+        instance.event_log_storage.set_concurrency_slots(pools.TRANSCRIPTION, 5)
+    finally:
+        instance.dispose()
+    reopened = open_instance(settings)
+    try:
+        assert pool_limits(reopened) == {pools.TRANSCRIPTION: 5, pools.EMBEDDING: slots}
+    finally:
+        reopened.dispose()
 
 
 @pytest.mark.slow
