@@ -128,10 +128,19 @@ def test_the_transcription_pool_is_as_wide_as_the_machine_and_never_closed() -> 
     assert pools.machine_slots(4, cores=2) == 1  # wider than the machine: still one
 
 
+# The PostgreSQL template's pool width: provider rate limits, not the machine.
+POSTGRES_POOL_SLOTS = 3
+
+
+@pytest.mark.parametrize("storage", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
 def test_pools_are_listed_before_any_run_and_an_operators_limit_is_kept(
-    settings: Settings,
+    storage: str, settings: Settings, request: pytest.FixtureRequest
 ) -> None:
     slots = pools.machine_slots(settings.whisper_threads)
+    if storage == "postgres":
+        settings = settings.with_overrides(dagster_pg_url=request.getfixturevalue("pg_url"))
+        slots = POSTGRES_POOL_SLOTS
     instance = open_instance(settings)
     try:
         assert pool_limits(instance) == {pools.TRANSCRIPTION: slots, pools.EMBEDDING: slots}
