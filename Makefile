@@ -35,7 +35,7 @@ lint: install ## ruff
 typecheck: install ## mypy (strict) on the packages
 	$(VENV)/bin/mypy
 
-bench: install ## every benchmark: ingest, daemon ingest (per executor), retrieval, trust, providers, dashboard, ledger scale, vector scale, playback, pages, chat load (30-minute lecture; needs espeak-ng, ffmpeg)
+bench: install ## every benchmark: ingest, daemon ingest (per executor), simultaneous uploads, re-embedding backfill, retrieval, trust, providers, dashboard, ledger scale, vector scale, playback, pages, chat load (30-minute lecture; needs espeak-ng, ffmpeg)
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq espeak-ng; }
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 	$(PY) -m benchmarks.ingest
@@ -50,6 +50,7 @@ bench: install ## every benchmark: ingest, daemon ingest (per executor), retriev
 	$(PY) -m benchmarks.playback
 	$(PY) -m benchmarks.pages
 	$(PY) -m benchmarks.chat_load
+	$(PY) -m benchmarks.simultaneous_uploads
 
 dev: install ## the Dagster UI and daemon on this data directory (http://127.0.0.1:3000)
 	$(CHRONOS) dev

@@ -463,10 +463,16 @@ def cmd_serve(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dagster_home(services: Services, args: argparse.Namespace) -> int:
-    from chronos_pipeline.instance import prepare_dagster_home
+def _dagster_home_with_pools(services: Services) -> Path:
+    """Write dagster.yaml and give the pools their limits, so the UI lists them at once."""
+    from chronos_pipeline.instance import open_instance, prepare_dagster_home
 
-    print(prepare_dagster_home(services.settings))
+    open_instance(services.settings).dispose()
+    return prepare_dagster_home(services.settings)
+
+
+def cmd_dagster_home(services: Services, args: argparse.Namespace) -> int:
+    print(_dagster_home_with_pools(services))
     return 0
 
 
@@ -483,9 +489,7 @@ def cmd_celery_worker(services: Services, args: argparse.Namespace) -> int:
 
 
 def cmd_dev(services: Services, args: argparse.Namespace) -> int:
-    from chronos_pipeline.instance import prepare_dagster_home
-
-    home = prepare_dagster_home(services.settings)
+    home = _dagster_home_with_pools(services)
     env = {**os.environ, "DAGSTER_HOME": str(home),
            "CHRONOS_DATA_DIR": str(services.settings.data_dir)}
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),

@@ -6,9 +6,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -47,6 +49,29 @@ def running(
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+
+
+@contextmanager
+def dagster_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``dagster-daemon run`` on the repository's workspace (sensors, the run queue, run
+    monitoring) in its own process group, its output in ``log``; ``env`` names
+    DAGSTER_HOME and the data directory. Its run processes are in the group too."""
+    repo = Path(__file__).resolve().parent.parent
+    command = [str(Path(sys.executable).parent / "dagster-daemon"), "run",
+               "-w", str(repo / "workspace.yaml")]
+    with open(log, "ab") as output:
+        process = subprocess.Popen(command, env={**os.environ, **env}, cwd=repo,
+                                   stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)

@@ -27,6 +27,7 @@ from chronos_pipeline.lib.reembedding import embedded_in_run, switch_when_comple
 from chronos_pipeline.lib.services import Services
 from chronos_pipeline.lib.steps import embed_video
 from chronos_pipeline.partitions import videos_partitions
+from chronos_pipeline.pools import EMBEDDING
 from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.resources.providers import ChatModelResource, EmbedderResource
 from chronos_pipeline.resources.stores import LedgerResource
@@ -58,7 +59,7 @@ def _embedder_for(services: Services, resource: EmbedderResource, model: str) ->
 
 @dg.asset(partitions_def=videos_partitions, deps=[chunks], retry_policy=RETRY_POLICY,
           check_specs=vector_check_specs, group_name="ingest", kinds={"lancedb"},
-          owners=OWNERS, code_version="1",
+          owners=OWNERS, code_version="1", pool=EMBEDDING,
           backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=VIDEOS_PER_RUN))
 def embeddings(
     context: dg.AssetExecutionContext, config: EmbeddingsConfig, data: ChronosData,

@@ -9,6 +9,7 @@ from chronos_pipeline.assets.videos import video
 from chronos_pipeline.checks import transcript_check_results, transcript_check_specs
 from chronos_pipeline.lib.steps import transcribe_video
 from chronos_pipeline.partitions import videos_partitions
+from chronos_pipeline.pools import TRANSCRIPTION
 from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.resources.providers import TranscriberResource
 from chronos_pipeline.resources.stores import LedgerResource
@@ -18,7 +19,7 @@ PROGRESS_EVERY_S = 10.0
 
 @dg.asset(partitions_def=videos_partitions, deps=[video], retry_policy=RETRY_POLICY,
           check_specs=transcript_check_specs, group_name="ingest", kinds={"python", "whisper"},
-          owners=OWNERS, code_version="1")
+          owners=OWNERS, code_version="1", pool=TRANSCRIPTION)
 def transcript(
     context: dg.AssetExecutionContext, data: ChronosData, ledger: LedgerResource,
     transcriber: TranscriberResource,
