@@ -6,11 +6,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -47,6 +51,33 @@ def running(
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+
+
+@contextmanager
+def dagster_daemon(
+    dagster_home: Path, data_dir: Path, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``dagster-daemon run`` on the repository's workspace and this data directory's
+    instance, with the default executor; its output goes to ``log`` (a pipe nobody reads
+    would fill up and stop it)."""
+    env = {key: value for key, value in os.environ.items() if key != "CHRONOS_EXECUTOR"}
+    env.update(DAGSTER_HOME=str(dagster_home), CHRONOS_DATA_DIR=str(data_dir),
+               PYTHONPATH=str(REPO))
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run",
+             "-w", str(REPO / "workspace.yaml")],
+            env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        # The daemon's code servers and run workers share its session: stop them all.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
