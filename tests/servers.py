@@ -74,10 +74,13 @@ def dagster_daemon(
     try:
         yield process
     finally:
-        # The daemon's code servers and run workers share its session: stop them all.
-        os.killpg(process.pid, signal.SIGTERM)
+        # The daemon's code servers and run workers share its session: stop them all
+        # (a test may have killed them already).
         try:
+            os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
+        except ProcessLookupError:
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)

@@ -23,26 +23,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of Linux's /proc/<pid>/stat after the command name (which is in
+    parentheses and may hold spaces); None where there is no such file."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def process_started_at(pid: int) -> float | None:
     """When the process with this pid started (epoch seconds), from Linux's /proc; None when
     the system does not say or there is no such process."""
+    fields = _stat(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         boot = next(line for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
     except (OSError, StopIteration):
         return None
-    # Fields after the command name, which is in parentheses and may hold spaces; the start
-    # time (clock ticks after boot) is field 22 of the whole line, 20th after the name.
-    ticks = int(stat.rsplit(")", 1)[1].split()[19])
-    return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    if fields is None:
+        return None
+    # Field 22 of the line (the 20th after the name): clock ticks from boot to the start.
+    return int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def still_running(pid: int, seen_at: float) -> bool:
     """True while the process that had ``pid`` at ``seen_at`` (epoch seconds) lives: the pid
-    exists and, where the start time is known, its process did not start after ``seen_at``
-    (a pid the system gave to a new process after the old one died, as after a reboot)."""
+    exists, is not a zombie (a killed process nobody has reaped yet) and, where the start
+    time is known, its process did not start after ``seen_at`` (a pid the system gave to a
+    new process after the old one died, as after a reboot)."""
     if not pid_alive(pid):
+        return False
+    fields = _stat(pid)
+    if fields is not None and fields[0] == "Z":
         return False
     started = process_started_at(pid)
     return started is None or started <= seen_at + START_TIME_SLACK_S
