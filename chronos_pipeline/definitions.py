@@ -48,6 +48,7 @@ from chronos_pipeline.resources.providers import (
 from chronos_pipeline.resources.stores import LedgerResource, VectorStoreResource
 from chronos_pipeline.schedules.ledger import ledger_compaction_schedule
 from chronos_pipeline.schedules.vectors import vector_maintenance_schedule
+from chronos_pipeline.sensors.dead_runs import dead_run_worker_sensor
 from chronos_pipeline.sensors.run_failures import stopped_run_repair
 from chronos_pipeline.sensors.uploads import upload_sensor
 
@@ -122,7 +123,7 @@ defs = dg.Definitions(
             vector_maintenance, reembedding_estimate],
     jobs=[ingest_video_job, reembed_job, compact_ledger_job, optimize_vectors_job],
     schedules=[ledger_compaction_schedule, vector_maintenance_schedule],
-    sensors=[upload_sensor, stopped_run_repair],
+    sensors=[upload_sensor, stopped_run_repair, dead_run_worker_sensor],
     resources={
         "data": data,
         "ledger": LedgerResource(data=data),

@@ -27,6 +27,7 @@ import dagster as dg
 
 from chronos_pipeline.definitions import defs
 from chronos_pipeline.jobs import ingest_video_job
+from chronos_pipeline.lib.processes import pid_alive
 from chronos_pipeline.operations import ACTIVE, repair_after_stopped_run
 from chronos_pipeline.partitions import VIDEOS
 from chronos_pipeline.resources.data import ChronosData
@@ -90,16 +91,6 @@ def pending_run_requests(
     return pending
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_stopped_runs(instance: dg.DagsterInstance, data: ChronosData) -> list[str]:
     """Mark failed the in-process runs whose process is gone; their lectures are queued
     again (or failed with the reason). Call it holding the pipeline lock. Returns run ids."""
@@ -111,7 +102,7 @@ def fail_stopped_runs(instance: dg.DagsterInstance, data: ChronosData) -> list[s
         on_this_host = run.tags.get(EXECUTOR_HOST_TAG) == host
         # Another live process on this host with that pid: not ours to judge (a reused pid
         # at worst delays the repair to a later look).
-        if on_this_host and pid and pid != os.getpid() and _pid_alive(pid):
+        if on_this_host and pid and pid != os.getpid() and pid_alive(pid):
             continue
         reason = (f"run {run.run_id} was left {run.status.value} when its process "
                   f"(pid {pid or '?'} on {run.tags.get(EXECUTOR_HOST_TAG, '?')}) ended")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -98,4 +99,14 @@ def speech_video(wav: Path, target: Path) -> Path:
                 out.mux(packet)
         for packet in astream.encode():
             out.mux(packet)
+    return target
+
+
+def repeated_wav(source: Path, target: Path, times: int) -> Path:
+    """``source`` played ``times`` times over: a longer real recording."""
+    with wave.open(str(source)) as src:
+        params, frames = src.getparams(), src.readframes(src.getnframes())
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * times)
     return target

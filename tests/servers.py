@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -72,6 +74,36 @@ def dagster_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+
+
+@contextmanager
+def daemon_for(
+    dagster_home: Path, data_dir: Path, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``dagster-daemon run`` on the repository's workspace and this data directory's
+    instance, with the default executor; its output goes to ``log`` (a pipe nobody reads
+    would fill up and stop it)."""
+    env = {key: value for key, value in os.environ.items() if key != "CHRONOS_EXECUTOR"}
+    env.update(DAGSTER_HOME=str(dagster_home), CHRONOS_DATA_DIR=str(data_dir),
+               PYTHONPATH=str(REPO))
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run",
+             "-w", str(REPO / "workspace.yaml")],
+            env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        # The daemon's code servers and run workers share its session: stop them all
+        # (a test may have killed them already).
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except ProcessLookupError:
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)

@@ -73,6 +73,8 @@ def test_definitions_load() -> None:
         assert spec.owners == ["team:chronos"] and spec.code_version, spec.key
     assert defs.resolve_sensor_def("stopped_run_repair").default_status is (
         dg.DefaultSensorStatus.RUNNING)
+    assert defs.resolve_sensor_def("dead_run_worker_sensor").default_status is (
+        dg.DefaultSensorStatus.RUNNING)
 
 
 def _tick(services: Services, cursor: str | None) -> dg.SensorResult:
