@@ -20,9 +20,12 @@ def test_eval_on_the_sample_prints_every_metric_and_finds_the_moments(world: Wor
     for label in ("hit@1", "hit@3", "MRR", "abstained off-topic", "false abstentions",
                   "citation precision", "cost", "questions/s"):
         assert label in text, label
-    # One sample question is refused as not covered (tests/api/test_chat.py says which).
-    assert "hit@3               9/10  0.90" in text
-    assert "false abstentions   1/10  0.10" in text
+    # At most one sample question is refused as not covered (tiny.en can mishear the term
+    # it asks about; tests/api/test_chat.py says which), so at least 9 of 10 are found.
+    rows = {line[:20].strip(): line[20:].split() for line in text.splitlines()[1:]}
+    found, _covered = map(int, rows["hit@3"][0].split("/"))
+    refused, _ = map(int, rows["false abstentions"][0].split("/"))
+    assert found >= 9 and refused <= 1 and found + refused <= 10, text
     assert "follow-up hit@3     " in text
 
 
@@ -34,7 +37,7 @@ def test_eval_json_parses_and_its_cost_is_the_ledger_of_its_session(world: World
     metrics = report["metrics"]
     assert (metrics["questions"], metrics["covered"], metrics["off_topic"],
             metrics["follow_ups"]) == (22, 10, 8, 4)
-    assert metrics["hit_at_3"] == 0.9 and metrics["hit_at_1"] <= metrics["hit_at_3"]
+    assert metrics["hit_at_3"] >= 0.9 and metrics["hit_at_1"] <= metrics["hit_at_3"]
     assert metrics["follow_up_hit_at_3"] >= 0.75
     assert metrics["hit_at_1"] <= metrics["mrr"] <= 1.0
     assert 0.0 <= metrics["abstention"] <= 1.0
