@@ -16,7 +16,7 @@ Usage (from the repository root)::
 
     .venv/bin/python -m benchmarks.retrieval_audio [--sets tuning,report,sample]
         [--modes vector,hybrid] [--text-weight 1.0] [--rrf-k 60] [--candidates 20]
-        [--text-candidates 3] [--text-bonus 0.1] [-v]
+        [--text-candidates 3] [--text-bonus 0.1] [--fuzziness 0] [-v]
 """
 
 from __future__ import annotations
@@ -198,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text-candidates", type=int, default=retrieval.TEXT_CANDIDATES)
     parser.add_argument("--text-bonus", type=float, default=retrieval.TEXT_BONUS)
     parser.add_argument("--candidates", type=int, default=retrieval.CANDIDATES)
+    parser.add_argument("--fuzziness", type=int, default=retrieval.FUZZINESS,
+                        help="edits a full-text term may be from a transcript word")
     parser.add_argument("-v", "--verbose", action="store_true", help="list the misses")
     args = parser.parse_args(argv)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -208,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     retrieval.CANDIDATES = args.candidates
     retrieval.TEXT_BONUS = args.text_bonus
     retrieval.TEXT_CANDIDATES = args.text_candidates
+    retrieval.FUZZINESS = args.fuzziness
     modes = args.modes.split(",")
     embedder = LocalEmbedder()
     embedder.embed(["warm up"])

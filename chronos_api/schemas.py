@@ -222,6 +222,9 @@ class AnswerOut(msgspec.Struct, omit_defaults=True):
     covered: bool = True
     # A new session's title when a generative model named it.
     title: str | None = None
+    # True when the model's rewrite call for a follow-up failed and the local rewrite
+    # stood in (the answer came anyway; nothing was billed for the failed call).
+    rewrite_fell_back: bool = False
     # Absent for students: they never see costs.
     usage: dict[str, float] | None = None
     cost_usd: Usd | None = None
@@ -244,6 +247,9 @@ class AnswerDoneEvent(msgspec.Struct, omit_defaults=True):
     cost_usd: Usd | None = None
     # The session's title, on the first answer of a new session.
     title: str | None = None
+    # True when the model's rewrite call for a follow-up failed and the local rewrite
+    # stood in.
+    rewrite_fell_back: bool = False
 
 
 class ChatMessageOut(msgspec.Struct):

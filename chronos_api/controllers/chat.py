@@ -59,7 +59,7 @@ def sse_events(
                     # Students never see costs.
                     usage=None if asker.is_student else event.usage,
                     cost_usd=None if asker.is_student else usd_text(event.cost_usd),
-                    title=event.title))
+                    title=event.title, rewrite_fell_back=event.rewrite_fell_back))
     except ChronosError as exc:
         # Headers are gone once streaming starts: the failure travels as an event.
         yield _event("error", error_body(exc))
@@ -98,6 +98,7 @@ class ChatController(Controller):
             cost_usd=None if student else usd_text(result.cost_usd),
             session_id=result.session_id, message_id=result.message_id,
             covered=result.covered, title=result.title,
+            rewrite_fell_back=result.rewrite_fell_back,
         )
 
     @get("/sessions", sync_to_thread=True, opt=STUDENTS, **documented())

@@ -12,6 +12,7 @@ Every paid call is held against the creator's hard limit before it is made.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -23,7 +24,7 @@ from chronos_pipeline.lib.catalog import Catalog
 from chronos_pipeline.lib.citations import SUPPORT_MIN, CheckedCitation, check_citations
 from chronos_pipeline.lib.conversation import recent_turns, standalone_question
 from chronos_pipeline.lib.coverage import COVERAGE_MIN, CoverageCheck
-from chronos_pipeline.lib.errors import NotFoundError, ValidationError
+from chronos_pipeline.lib.errors import NotFoundError, ProviderUnavailable, ValidationError
 from chronos_pipeline.lib.ledger import CostSummary, Ledger, Usage
 from chronos_pipeline.lib.providers.base import (
     ChatModel,
@@ -42,8 +43,11 @@ from chronos_pipeline.lib.providers.prompt import (
     one_line,
     rewrite_prompt,
 )
+from chronos_pipeline.lib.providers.provider_errors import ProviderRefused
 from chronos_pipeline.lib.timefmt import seconds_of, timestamp
 from chronos_pipeline.lib.vectors import VectorStore
+
+log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 TITLE_CHARS = 80
@@ -132,6 +136,8 @@ class AnswerDone:
     cost_usd: Decimal
     title: str | None = None
     covered: bool = True
+    # The follow-up was rewritten locally because the model's rewrite call failed.
+    rewrite_fell_back: bool = False
 
 
 AnswerEvent = AnswerDelta | AnswerReferences | AnswerDone
@@ -147,6 +153,7 @@ class Answer:
     message_id: str = ""
     covered: bool = True
     title: str | None = None
+    rewrite_fell_back: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,6 +165,7 @@ class Answer:
             "message_id": self.message_id,
             "covered": self.covered,
             "title": self.title,
+            "rewrite_fell_back": self.rewrite_fell_back,
         }
 
 
@@ -238,17 +246,30 @@ class Answering:
         turns = [Turn(m.role, m.content) for m in self.catalog.chat_messages(session_id)]
         return recent_turns(turns, self.embedder.count_tokens)
 
-    def standalone(self, question: str, history: list[Turn], record: Any) -> str:
+    def standalone(self, question: str, history: list[Turn], record: Any) -> tuple[str, bool]:
         """The question as retrieval should read it: rewritten by a generative model (a
-        costed call), or locally without one."""
+        costed call), or locally without one; and whether the model's call failed and the
+        local rewrite stood in for it.
+
+        A failed rewrite call (an outage, a timeout, a refused request) costs the answer
+        only its retrieval's precision, not the answer: the local rewrite is what runs
+        without a paid model anyway. Nothing is recorded for it: a failed call bills
+        nothing. The chat call that follows meets the same provider and fails on its own
+        if it must."""
         if not any(t.role == "user" for t in history):
-            return question
-        rewritten = self.chat_model.complete(
-            REWRITE_SYSTEM, rewrite_prompt(question, history), max_tokens=REWRITE_MAX_TOKENS)
+            return question, False
+        try:
+            rewritten = self.chat_model.complete(
+                REWRITE_SYSTEM, rewrite_prompt(question, history),
+                max_tokens=REWRITE_MAX_TOKENS)
+        except (ProviderUnavailable, ProviderRefused) as exc:
+            log.warning("the rewrite call failed, rewriting the follow-up locally: %s",
+                        exc.message)
+            return standalone_question(question, history), True
         if rewritten is None:
-            return standalone_question(question, history)
+            return standalone_question(question, history), False
         record(rewritten.usage, "rewrite")
-        return one_line(rewritten.text, MAX_QUESTION_CHARS) or question
+        return one_line(rewritten.text, MAX_QUESTION_CHARS) or question, False
 
     def stream(
         self,
@@ -307,7 +328,7 @@ class Answering:
             if usage is not None:
                 costs.add(self.ledger.record(usage, stage=stage, **scope))
 
-        search = self.standalone(question, history, record)
+        search, fell_back = self.standalone(question, history, record)
         embedder, vectors = self.search_model(creator_id)
         query, embedded = embedder.embed([search])
         record(embedded, "query-embed")
@@ -372,7 +393,7 @@ class Answering:
                     self.catalog.rename_chat_session(session_id, title)
         self.budgets.record_alerts(creator_id)
         yield AnswerDone(session_id, message_id, costs.quantities, costs.cost_usd, title,
-                         coverage.covered)
+                         coverage.covered, fell_back)
 
     def answer(
         self,
@@ -400,4 +421,5 @@ class Answering:
                 result.message_id = event.message_id
                 result.covered = event.covered
                 result.title = event.title
+                result.rewrite_fell_back = event.rewrite_fell_back
         return result

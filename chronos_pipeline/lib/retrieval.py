@@ -46,6 +46,8 @@ TEXT_CANDIDATES = 3
 # Added to a returned chunk's score in proportion to its BM25 (see above).
 TEXT_BONUS = 0.1
 MAX_QUERY_WORDS = 64
+# Edits a full-text term may be away from a word of the transcript (0: exact terms only).
+FUZZINESS = 0
 
 _WORD = re.compile(r"\w+")
 
@@ -93,7 +95,8 @@ def search(
                              course_ids=course_ids)
     words = text_query(question)
     matched = store.text_search(words, vector, creator_id=creator_id, course_id=course_id,
-                                k=TEXT_CANDIDATES, course_ids=course_ids) if words else []
+                                k=TEXT_CANDIDATES, course_ids=course_ids,
+                                fuzziness=FUZZINESS) if words else []
     fused = fuse([(by_vector, 1.0), ([hit for hit, _ in matched], TEXT_WEIGHT)], k)
     best = max((bm25 for _, bm25 in matched), default=0.0)
     if not TEXT_BONUS or best <= 0:

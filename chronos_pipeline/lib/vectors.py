@@ -405,7 +405,7 @@ class VectorStore:
 
     def text_search(
         self, words: str, vector: np.ndarray, *, creator_id: str, course_id: str | None = None,
-        k: int = 5, course_ids: list[str] | None = None,
+        k: int = 5, course_ids: list[str] | None = None, fuzziness: int = 0,
     ) -> list[tuple[Hit, float]]:
         """The ``k`` chunks whose text best matches ``words`` among this creator's videos,
         each with its BM25 score; a hit's own ``score`` is its cosine similarity to
@@ -421,8 +421,9 @@ class VectorStore:
         if not any(index.name == TEXT_INDEX for index in table.list_indices()):
             return []
         results = (
-            table.search(MatchQuery(words, "text", boost=1.0, fuzziness=0, max_expansions=50,
-                                    operator=FullTextOperator.OR, prefix_length=0,
+            table.search(MatchQuery(words, "text", boost=1.0, fuzziness=fuzziness,
+                                    max_expansions=50, operator=FullTextOperator.OR,
+                                    prefix_length=0,
                                     document_granularity=None), query_type="fts")
             .where(where, prefilter=True)
             .select(["video_id", "chunk_index", "start_s", "end_s", "text", "sentences",

@@ -138,7 +138,7 @@ def test_a_paid_model_rewrites_a_follow_up_sees_the_turns_and_titles_the_session
         ("chat", "anthropic"), ("query-embed", "local"), ("title", "anthropic")]
     second = ask(client, headers, "Does that mean I should buy immediately?",
                  first["session_id"])
-    assert "title" not in second
+    assert "title" not in second and "rewrite_fell_back" not in second
     stages = chat_records(world, second["message_id"])
     assert ("rewrite", "anthropic") in stages and ("chat", "anthropic") in stages
     # The rewrite and title calls are priced like chat: Haiku's input and output rates.
@@ -156,6 +156,48 @@ def test_a_paid_model_rewrites_a_follow_up_sees_the_turns_and_titles_the_session
     assert "oversold" in answer_request["messages"][0]["content"]
     assert any(abs(r["start_s"] - NOT_ORDERS_AT_S) <= TOLERANCE_S
                for r in second["references"])
+
+
+@pytest.mark.parametrize("fault", ["500", "401", "malformed"])
+def test_a_failed_rewrite_call_falls_back_to_the_local_rewrite_and_still_answers(
+    world: World, paid: tuple[TestClient[Any], Loopback, dict[str, str]], fault: str
+) -> None:
+    client, server, headers = paid
+
+    def model(body: dict[str, Any]) -> str:
+        if not body.get("stream"):
+            return "RSI oversold levels"
+        times = excerpt_times(body)
+        block = next(part["text"] for part in body["messages"][-1]["content"]
+                     if part["text"].startswith("Lecture excerpts"))
+        cited = (excerpt_holding(body, "automatic") if "automatic" in block.lower()
+                 else times[0])
+        return f"Such levels are not automatic buy or sell orders [{cited}]."
+
+    server.responder = model
+    first = ask(client, headers, "Below what RSI number would a stock be considered oversold?")
+    # The follow-up's rewrite call (the first request of its turn) fails, once.
+    server.faults["/v1/messages"] = [fault]
+    asked = len(server.requests)
+    second = ask(client, headers, "Does that mean I should buy immediately?",
+                 first["session_id"])
+    requests = [body for path, body in server.requests[asked:] if path == "/v1/messages"]
+    assert [bool(body.get("stream")) for body in requests] == [False, True]
+    assert second["rewrite_fell_back"] is True
+    # The local rewrite found the moment the follow-up asks about, and the model cited it.
+    assert any(abs(r["start_s"] - NOT_ORDERS_AT_S) <= TOLERANCE_S and r["verified"]
+               for r in second["references"])
+    # Only what was billed is costed: the chat answer, no rewrite record.
+    assert chat_records(world, second["message_id"]) == [
+        ("chat", "anthropic"), ("query-embed", "local")]
+    _, rows = world.services.ledger.query(
+        "SELECT unit, sum(quantity) FROM cost_records WHERE message_id = ? "
+        "AND provider = 'anthropic' GROUP BY unit ORDER BY unit", [second["message_id"]])
+    billed = {unit: n for unit, n in server.billed[-1].items() if n}
+    assert {str(unit): int(n) for unit, n in rows} == billed
+    _, total = world.services.ledger.query(
+        "SELECT sum(cost_usd) FROM cost_records WHERE message_id = ?", [second["message_id"]])
+    assert float(second["cost_usd"]) == pytest.approx(float(total[0][0]))
 
 
 # 2. not covered ---------------------------------------------------------------------------
