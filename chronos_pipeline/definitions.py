@@ -67,70 +67,77 @@ def env_int(name: str, default: int) -> Any:
 warnings.filterwarnings("ignore", message="Asset job ingest_video materializes assets with "
                         "varying BackfillPolicies")
 
+def transcriber_for(settings: Settings) -> TranscriberResource:
+    if settings.transcriber == "openai":
+        return OpenAITranscriberResource(
+            api_key=dg.EnvVar("OPENAI_API_KEY"),
+            model=env("CHRONOS_OPENAI_TRANSCRIPTION_MODEL", "whisper-1"),
+            base_url=env("CHRONOS_OPENAI_BASE_URL", None),
+            max_piece_bytes=env_int("CHRONOS_TRANSCRIPTION_PIECE_BYTES", 24 * 1024 * 1024),
+            concurrency=env_int("CHRONOS_TRANSCRIPTION_CONCURRENCY", 3),
+            max_retries=env_int("CHRONOS_PROVIDER_MAX_RETRIES", 3),
+        )
+    return LocalWhisperResource(beam_size=env_int("CHRONOS_WHISPER_BEAM_SIZE", 5),
+                                threads=env_int("CHRONOS_WHISPER_THREADS", 2))
+
+
+def embedder_for(settings: Settings) -> EmbedderResource:
+    if settings.embedder == "openai":
+        return OpenAIEmbedderResource(
+            api_key=dg.EnvVar("OPENAI_API_KEY"),
+            model=env("CHRONOS_OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
+            base_url=env("CHRONOS_OPENAI_BASE_URL", None),
+            timeout_s=float(settings.provider_timeout_s),
+            max_retries=env_int("CHRONOS_PROVIDER_MAX_RETRIES", 3),
+        )
+    return LocalEmbedderResource(threads=env_int("CHRONOS_WHISPER_THREADS", 2))
+
+
+def chat_model_for(settings: Settings) -> ChatModelResource:
+    if settings.chat_model == "anthropic":
+        return AnthropicChatResource(
+            api_key=dg.EnvVar("ANTHROPIC_API_KEY"),
+            model=env("CHRONOS_ANTHROPIC_MODEL", "claude-haiku-4-5"),
+            base_url=env("CHRONOS_ANTHROPIC_BASE_URL", None),
+        )
+    if settings.chat_model == "openai-compatible":
+        return OpenAICompatibleChatResource(
+            model=dg.EnvVar("CHRONOS_CHAT_MODEL_NAME"),
+            base_url=dg.EnvVar("CHRONOS_CHAT_BASE_URL"),
+            api_key=env("CHRONOS_CHAT_API_KEY", None),
+            provider=env("CHRONOS_CHAT_PROVIDER", "openai-compatible"),
+        )
+    return LocalChatResource()
+
+
+def definitions_for(settings: Settings) -> dg.Definitions:
+    """Chronos's Dagster objects for these settings (the environment's, for ``defs``)."""
+    # Configured at launch: a run's config may point it elsewhere (`chronos ingest --wait`
+    # and tests run with their own data directory), and the ledger and vector store follow.
+    data = ChronosData.configure_at_launch(
+        data_dir=env("CHRONOS_DATA_DIR", None),
+        database_url=env("CHRONOS_DATABASE_URL", None),
+    )
+    return dg.Definitions(
+        assets=[video, transcript, chunks, embeddings, playback, ledger_compaction,
+                vector_maintenance, reembedding_estimate],
+        jobs=[ingest_video_job, reembed_job, compact_ledger_job, optimize_vectors_job],
+        schedules=[ledger_compaction_schedule, vector_maintenance_schedule],
+        sensors=[upload_sensor, stopped_run_repair, dead_run_worker_sensor],
+        resources={
+            "data": data,
+            "ledger": LedgerResource(data=data),
+            "vector_store": VectorStoreResource(data=data),
+            "transcriber": transcriber_for(settings),
+            "embedder": embedder_for(settings),
+            "chat_model": chat_model_for(settings),
+        },
+        executor=executor_def(settings),
+    )
+
+
 settings = Settings.from_env()  # validated: a wrong choice fails loading, with the reason
-
-transcriber: TranscriberResource = (
-    OpenAITranscriberResource(
-        api_key=dg.EnvVar("OPENAI_API_KEY"),
-        model=env("CHRONOS_OPENAI_TRANSCRIPTION_MODEL", "whisper-1"),
-        base_url=env("CHRONOS_OPENAI_BASE_URL", None),
-        max_piece_bytes=env_int("CHRONOS_TRANSCRIPTION_PIECE_BYTES", 24 * 1024 * 1024),
-        concurrency=env_int("CHRONOS_TRANSCRIPTION_CONCURRENCY", 3),
-        max_retries=env_int("CHRONOS_PROVIDER_MAX_RETRIES", 3),
-    )
-    if settings.transcriber == "openai" else
-    LocalWhisperResource(beam_size=env_int("CHRONOS_WHISPER_BEAM_SIZE", 5),
-                         threads=env_int("CHRONOS_WHISPER_THREADS", 2))
-)
-embedder: EmbedderResource = (
-    OpenAIEmbedderResource(
-        api_key=dg.EnvVar("OPENAI_API_KEY"),
-        model=env("CHRONOS_OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
-        base_url=env("CHRONOS_OPENAI_BASE_URL", None),
-        timeout_s=float(settings.provider_timeout_s),
-        max_retries=env_int("CHRONOS_PROVIDER_MAX_RETRIES", 3),
-    )
-    if settings.embedder == "openai" else
-    LocalEmbedderResource(threads=env_int("CHRONOS_WHISPER_THREADS", 2))
-)
-chat_model: ChatModelResource
-if settings.chat_model == "anthropic":
-    chat_model = AnthropicChatResource(
-        api_key=dg.EnvVar("ANTHROPIC_API_KEY"),
-        model=env("CHRONOS_ANTHROPIC_MODEL", "claude-haiku-4-5"),
-        base_url=env("CHRONOS_ANTHROPIC_BASE_URL", None),
-    )
-elif settings.chat_model == "openai-compatible":
-    chat_model = OpenAICompatibleChatResource(
-        model=dg.EnvVar("CHRONOS_CHAT_MODEL_NAME"),
-        base_url=dg.EnvVar("CHRONOS_CHAT_BASE_URL"),
-        api_key=env("CHRONOS_CHAT_API_KEY", None),
-        provider=env("CHRONOS_CHAT_PROVIDER", "openai-compatible"),
-    )
-else:
-    chat_model = LocalChatResource()
-
-# Configured at launch: a run's config may point it elsewhere (`chronos ingest --wait` and
-# tests run with their own data directory), and the ledger and vector store follow.
-data = ChronosData.configure_at_launch(
-    data_dir=env("CHRONOS_DATA_DIR", None),
-    database_url=env("CHRONOS_DATABASE_URL", None),
-)
-
-
-defs = dg.Definitions(
-    assets=[video, transcript, chunks, embeddings, playback, ledger_compaction,
-            vector_maintenance, reembedding_estimate],
-    jobs=[ingest_video_job, reembed_job, compact_ledger_job, optimize_vectors_job],
-    schedules=[ledger_compaction_schedule, vector_maintenance_schedule],
-    sensors=[upload_sensor, stopped_run_repair, dead_run_worker_sensor],
-    resources={
-        "data": data,
-        "ledger": LedgerResource(data=data),
-        "vector_store": VectorStoreResource(data=data),
-        "transcriber": transcriber,
-        "embedder": embedder,
-        "chat_model": chat_model,
-    },
-    executor=executor_def(settings),
-)
+transcriber = transcriber_for(settings)
+embedder = embedder_for(settings)
+chat_model = chat_model_for(settings)
+defs = definitions_for(settings)

@@ -25,9 +25,10 @@ from typing import Any
 
 import dagster as dg
 
-from chronos_pipeline.definitions import defs
+from chronos_pipeline.definitions import definitions_for, defs
 from chronos_pipeline.jobs import ingest_video_job
 from chronos_pipeline.lib.processes import pid_alive
+from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.operations import ACTIVE, repair_after_stopped_run
 from chronos_pipeline.partitions import VIDEOS
 from chronos_pipeline.resources.data import ChronosData
@@ -55,8 +56,10 @@ class RunOutcome:
 
 
 def ingest_job() -> dg.JobDefinition:
-    """The ingest job exactly as the code location serves it (for ``reconstructable``)."""
-    return defs.resolve_job_def(ingest_video_job.name)
+    """The ingest job as the code location serves it, with the providers the environment
+    names now (for ``reconstructable``; a process whose settings changed since it imported
+    ``definitions`` runs what they say)."""
+    return definitions_for(Settings.from_env()).resolve_job_def(ingest_video_job.name)
 
 
 def daemon_is_running(instance: dg.DagsterInstance) -> bool:

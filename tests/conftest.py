@@ -23,6 +23,20 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True)
+def fresh_reconstructed_jobs() -> None:
+    """Dagster keeps the last reconstructed job definition per process; tests change the
+    environment (providers, loopback URLs) between runs, so each starts without it. A
+    production process keeps its environment and never needs this."""
+    import dagster as dg
+
+    from chronos_pipeline.runner import ingest_job
+
+    recon = type(dg.reconstructable(ingest_job))
+    recon.get_definition.cache_clear()
+    recon.get_repository_definition.cache_clear()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Never let a test reach a model hub.
     os.environ["HF_HUB_OFFLINE"] = "1"
