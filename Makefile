@@ -35,11 +35,12 @@ lint: install ## ruff
 typecheck: install ## mypy (strict) on the packages
 	$(VENV)/bin/mypy
 
-bench: install ## every benchmark: ingest, daemon ingest (per executor), retrieval, trust, providers, dashboard, ledger scale, vector scale, playback, pages, chat load (30-minute lecture; needs espeak-ng, ffmpeg)
+bench: install ## every benchmark: ingest, daemon ingest (per executor), re-embedding backfill, retrieval, trust, providers, dashboard, ledger scale, vector scale, playback, pages, chat load (30-minute lecture; needs espeak-ng, ffmpeg)
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq espeak-ng; }
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.daemon_ingest
+	$(PY) -m benchmarks.reembed_backfill
 	$(PY) -m benchmarks.retrieval
 	$(PY) -m benchmarks.trust
 	$(PY) -m benchmarks.providers
