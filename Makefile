@@ -40,6 +40,7 @@ bench: install ## every benchmark: ingest, daemon ingest (per executor), simulta
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.daemon_ingest
+	$(PY) -m benchmarks.reembed_backfill
 	$(PY) -m benchmarks.retrieval
 	$(PY) -m benchmarks.trust
 	$(PY) -m benchmarks.providers

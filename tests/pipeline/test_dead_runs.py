@@ -5,6 +5,7 @@ again and reaches ``ready`` once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -63,6 +64,10 @@ def test_a_daemon_run_whose_worker_died_unseen_is_failed_and_its_lecture_made_re
             # The daemon, its code server (which would have seen the worker die) and the
             # run worker, all at once.
             os.killpg(daemon.pid, signal.SIGKILL)
+            # A run worker outside the daemon's process group (or one that outlives it) is
+            # killed too: the whole machine's Dagster processes are gone.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
             daemon.wait(timeout=30)
         dead = instance.get_run_by_id(run.run_id)
         assert dead is not None and dead.status is dg.DagsterRunStatus.STARTED
