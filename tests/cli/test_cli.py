@@ -101,7 +101,9 @@ def test_ask_json_and_costs_on_the_sample(world: World) -> None:
                   "What is a golden cross?")
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
-    assert set(answer) == {"answer", "references", "usage", "cost_usd", "covered", "title"}
+    assert set(answer) == {"answer", "references", "usage", "cost_usd", "covered", "title",
+                           "rewrite_fell_back"}
+    assert answer["rewrite_fell_back"] is False  # a first question is not rewritten
     assert set(answer["references"][0]) == {"video_id", "title", "start_s", "end_s",
                                             "timestamp", "text", "score", "verified",
                                             "claim", "note"}
