@@ -53,6 +53,9 @@ def repair_after_stopped_run(
     vectors matching the chunks are kept. (Local transcription records its usage when it
     ends, so audio half done by the dead run was never recorded.)
     """
+    # The ended run's claimed concurrency-pool slots are never given back by its process:
+    # freed here, or the lecture's next run would wait for the transcription slot forever.
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
     video = services.catalog.find_video(video_id)
     if video.status in SETTLED:
         return None

@@ -110,6 +110,9 @@ def fail_stopped_runs(instance: dg.DagsterInstance, data: ChronosData) -> list[s
         reason = (f"run {run.run_id} was left {run.status.value} when its process "
                   f"(pid {pid or '?'} on {run.tags.get(EXECUTOR_HOST_TAG, '?')}) ended")
         instance.report_run_failed(run, reason)
+        # A dead run's claimed concurrency-pool slots are never given back by its process:
+        # free them, or the lecture's next run waits for the transcription slot forever.
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         stopped.append(run.run_id)
         video_id = run.tags.get(PARTITION_TAG)
         if video_id:

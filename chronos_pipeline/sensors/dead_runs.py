@@ -72,6 +72,8 @@ def fail_dead_runs(
         instance.report_run_failed(
             current, f"Run worker process (pid {pid} on {socket.gethostname()}) ended "
                      f"without finishing the run; marked failed by {SENSOR_NAME}")
+        # Its claimed concurrency-pool slots would otherwise stay held.
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         failed.append(run.run_id)
         if log is not None:
             log.warning(f"run {run.run_id}: worker pid {pid} is gone; marked failed")
