@@ -48,62 +48,42 @@ def running(
         yield process
     finally:
         # Servers with worker processes may ignore a polite stop: end the whole group.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
+        stop_group(process, grace_s=15)
 
 
-@contextmanager
-def dagster_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``dagster-daemon run`` on the repository's workspace (sensors, the run queue, run
-    monitoring) in its own process group, its output in ``log``; ``env`` names
-    DAGSTER_HOME and the data directory. Its run processes are in the group too."""
-    repo = Path(__file__).resolve().parent.parent
-    command = [str(Path(sys.executable).parent / "dagster-daemon"), "run",
-               "-w", str(repo / "workspace.yaml")]
-    with open(log, "ab") as output:
-        process = subprocess.Popen(command, env={**os.environ, **env}, cwd=repo,
-                                   stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+def stop_group(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """End ``process`` and everything in its process group (a server's workers, a daemon's
+    code servers and run workers): SIGTERM, then SIGKILL after ``grace_s``. A group a test
+    has killed already is fine."""
     try:
-        yield process
-    finally:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
+        process.wait(timeout=grace_s)
+    except ProcessLookupError:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
 
 
 @contextmanager
-def daemon_for(
-    dagster_home: Path, data_dir: Path, log: Path
+def dagster_daemon(
+    env: dict[str, str], log: Path | None = None, *, default_executor: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``dagster-daemon run`` on the repository's workspace and this data directory's
-    instance, with the default executor; its output goes to ``log`` (a pipe nobody reads
-    would fill up and stop it)."""
-    env = {key: value for key, value in os.environ.items() if key != "CHRONOS_EXECUTOR"}
-    env.update(DAGSTER_HOME=str(dagster_home), CHRONOS_DATA_DIR=str(data_dir),
-               PYTHONPATH=str(REPO))
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run",
-             "-w", str(REPO / "workspace.yaml")],
-            env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    """``dagster-daemon run`` on the repository's workspace (sensors, the run queue, run
+    monitoring) in its own process group, with ``env`` set over this process's environment
+    (it names DAGSTER_HOME and the data directory) and ``default_executor`` dropping any
+    CHRONOS_EXECUTOR inherited. Its output goes to ``log`` (a pipe nobody reads would fill
+    up and stop it), or nowhere. Its code servers and run workers share its group and are
+    stopped with it."""
+    full = {**os.environ, **env}
+    if default_executor:
+        full.pop("CHRONOS_EXECUTOR", None)
+    command = [str(Path(sys.executable).parent / "dagster-daemon"), "run",
+               "-w", str(REPO / "workspace.yaml")]
+    with open(log if log is not None else os.devnull, "ab") as output:
+        process = subprocess.Popen(command, env=full, cwd=REPO, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process
     finally:
-        # The daemon's code servers and run workers share its session: stop them all
-        # (a test may have killed them already).
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except ProcessLookupError:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
+        stop_group(process)

@@ -5,12 +5,8 @@ the runs Chronos executes itself."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -26,8 +22,8 @@ from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.runner import daemon_is_running
 from tests.conftest import SPEECH_DIR, World
 from tests.media import speech_video
+from tests.servers import dagster_daemon
 
-REPO = Path(__file__).resolve().parents[2]
 INGEST_STEPS = {"video", "transcript", "chunks", "embeddings", "playback"}
 
 
@@ -70,42 +66,21 @@ def test_a_run_chronos_executes_itself_runs_every_step_in_its_process(world: Wor
     assert set(steps.values()) == {run_pid} == {os.getpid()}
 
 
-@contextmanager
-def _daemon(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
-    """``dagster-daemon run`` on this data directory's instance, with the default executor."""
-    env = {key: value for key, value in os.environ.items() if key != "CHRONOS_EXECUTOR"}
-    env.update(DAGSTER_HOME=str(settings.dagster_home), CHRONOS_DATA_DIR=str(settings.data_dir),
-               PYTHONPATH=str(REPO))
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run",
-         "-w", str(REPO / "workspace.yaml")],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True)
-    try:
-        yield process
-    finally:
-        # The daemon's code server and run workers share its session: stop them all.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-
-
 def test_a_daemon_launched_run_executes_every_step_in_the_run_process(
     services: Services, creator: tuple[str, str], tmp_path: Path
 ) -> None:
     instance = open_instance(services.settings)
     clip = speech_video(SPEECH_DIR / "jfk.wav", tmp_path / "jfk.mp4")
     try:
-        with _daemon(services.settings) as daemon:
+        log = tmp_path / "daemon.log"
+        with dagster_daemon({"DAGSTER_HOME": str(services.settings.dagster_home),
+                             "CHRONOS_DATA_DIR": str(services.settings.data_dir)},
+                            log, default_executor=True) as daemon:
             video = services.ingest.ingest_file(creator[0], clip, title="Ask not")
             deadline = time.monotonic() + 300
             runs: Sequence[dg.DagsterRun] = []
             while not (runs and runs[0].is_finished):
-                assert daemon.poll() is None, (daemon.stderr.read().decode()[-3000:]
-                                               if daemon.stderr else daemon.returncode)
+                assert daemon.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, (
                     services.catalog.find_video(video.id).status, daemon_is_running(instance))
                 time.sleep(0.5)

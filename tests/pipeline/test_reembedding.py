@@ -5,11 +5,9 @@ stays ready on its old vectors and says what failed."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from chronos_pipeline.lib.settings import Settings
 from chronos_pipeline.lib.steps import load_chunks
 from tests.conftest import REPO, ready_clip
 from tests.loopback import Loopback, loopback
-from tests.servers import free_port, running
+from tests.servers import dagster_daemon, free_port, running
 
 TARGET = "text-embedding-3-small"
 
@@ -47,27 +45,6 @@ query Status($id: String!) {
 }
 """
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-
-@contextmanager
-def daemon(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    import os
-    import signal
-
-    command = [str(Path(sys.executable).parent / "dagster-daemon"), "run",
-               "-w", str(REPO / "workspace.yaml")]
-    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    try:
-        yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
 
 
 def graphql(base: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +121,7 @@ def test_a_backfill_with_a_chosen_model_moves_chat_only_when_every_lecture_has_i
     webserver = [sys.executable, "-m", "dagster_webserver", "-w", str(REPO / "workspace.yaml"),
                  "-h", "127.0.0.1", "-p", str(port)]
     with running(webserver, dagster_env, f"{base}/server_info", timeout_s=120), \
-            daemon(dagster_env):
+            dagster_daemon(dagster_env, tmp_path / "daemon.log"):
         # The first embedding request of the backfill is refused: one video fails.
         estimate = estimate_reembed(services.ledger, services.catalog, services.storage,
                                     TARGET, creator_id=creator.id, with_sentences=True)
