@@ -82,6 +82,7 @@ def embeddings(
     failed: dict[str, str] = {}
     per_video: dict[str, Any] = {}
     used: Services = base
+    forced: list[str] = []
     for video_id in video_ids:
         video = base.catalog.find_video(video_id)
         target = config.model or base.search_model(video.creator_id)[0].model_id
@@ -96,6 +97,8 @@ def embeddings(
         # one embeds again with the model chat searches — but never twice in one run.
         force = (asked and not config.model
                  and not embedded_in_run(base.ledger, context.run_id, video_id))
+        if force:
+            forced.append(video_id)
         try:
             result = run_step(
                 context, services, "embedding",
@@ -127,7 +130,7 @@ def embeddings(
                                       "vectors": sum(m.get("vectors", 0)
                                                      for m in per_video.values())})
     return dg.MaterializeResult(
-        metadata={**metadata, **cost_metadata(costs), "forced": asked,
+        metadata={**metadata, **cost_metadata(costs), "forced": len(forced),
                   "target_model": config.model or "(each creator's)"},
         check_results=[vector_check_result(used, video_ids)],
     )

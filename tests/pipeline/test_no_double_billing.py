@@ -95,12 +95,17 @@ def test_a_rerun_of_a_ready_lecture_pays_nothing_unless_it_asks_to_reembed(
             materialization = latest.records[0].asset_materialization
             assert materialization is not None
             assert materialization.metadata["reused"].value is True
+            assert materialization.metadata["forced"].value == 0
 
             asked = dg.execute_job(job, instance, run_config=config,
                                    tags={PARTITION_TAG: video.id, REEMBED_TAG: "true"})
             assert asked.success
             assert server.served("/v1/embeddings") > embedded
             assert services.vectors.count(video.id) == vectors
+            latest = instance.fetch_materializations(dg.AssetKey("embeddings"), limit=1)
+            materialization = latest.records[0].asset_materialization
+            assert materialization is not None
+            assert materialization.metadata["forced"].value == 1
             assert _records(services, video.id, "transcribe") == transcribed
             assert services.catalog.find_video(video.id).status is VideoStatus.READY
             assert instance.has_dynamic_partition(VIDEOS, video.id)
