@@ -90,14 +90,19 @@ def asked_with(server: Loopback, services: Services, creator_id: str) -> bool:
     return server.served("/v1/embeddings") > before
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Loopback, dict[str, str]]]:
+    """The loopback OpenAI server, and a deployment on the embedded SQLite storage or with
+    the catalog and Dagster's storage on PostgreSQL."""
     with loopback() as server:
         values = {"CHRONOS_DATA_DIR": str(tmp_path / "data"), "OPENAI_API_KEY": "sk-test",
                   "CHRONOS_OPENAI_BASE_URL": f"{server.base_url}/v1",
                   "CHRONOS_COVERAGE_MIN": "off"}
+        if request.param == "postgres":
+            url = request.getfixturevalue("pg_url")
+            values.update(CHRONOS_DATABASE_URL=url, CHRONOS_DAGSTER_PG_URL=url)
         for name, value in values.items():
             monkeypatch.setenv(name, value)
         yield server, values
