@@ -105,6 +105,9 @@ class Settings:
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     celery_backend_url: str = "redis://127.0.0.1:6379/0"
     celery_queue: str = "dagster"
+    # How long a step's message stays taken by a worker that does not finish it before
+    # another worker runs it: it must exceed the longest step (see celery_executor.py).
+    celery_visibility_timeout_s: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +158,7 @@ class Settings:
             celery_broker_url=broker,
             celery_backend_url=env.get("CHRONOS_CELERY_BACKEND_URL") or broker,
             celery_queue=env.get("CHRONOS_CELERY_QUEUE") or "dagster",
+            celery_visibility_timeout_s=_int(env, "CHRONOS_CELERY_VISIBILITY_TIMEOUT_S", 3600),
         )
         settings.validate()
         return settings
@@ -169,6 +173,10 @@ class Settings:
         if self.upload_clean_interval_s <= 0:
             raise ConfigurationError(
                 "CHRONOS_UPLOAD_CLEAN_INTERVAL_S must be a positive number of seconds"
+            )
+        if self.celery_visibility_timeout_s <= 0:
+            raise ConfigurationError(
+                "CHRONOS_CELERY_VISIBILITY_TIMEOUT_S must be a positive number of seconds"
             )
         if self.ledger_compact_interval_s <= 0:
             raise ConfigurationError(
