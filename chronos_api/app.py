@@ -21,6 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from chronos_api.auth import PUBLIC_PATHS, ChronosAuthMiddleware, principal_guard
+from chronos_api.bodies import JsonRequest
 from chronos_api.controllers.budgets import BudgetController
 from chronos_api.controllers.chat import ChatController
 from chronos_api.controllers.courses import CourseController
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine,
                                        engine_callback=_template_filters),
         state=State({"services": services}),
+        request_class=JsonRequest,
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),

@@ -10,6 +10,7 @@ from litestar import Controller, get, post
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from chronos_api.auth import STUDENTS_OPT
+from chronos_api.bodies import strict_body
 from chronos_api.errors import error_body
 from chronos_api.openapi import EventStreamOperation, documented
 from chronos_api.schemas import (
@@ -75,6 +76,7 @@ class ChatController(Controller):
     tags = ["chat"]
 
     @post("/", status_code=200, sync_to_thread=True, opt=STUDENTS,
+          before_request=strict_body(ChatIn),
           **documented(*ASKING, operation=EventStreamOperation))
     def chat(self, data: ChatIn, principal: Principal, services: Services) -> ServerSentEvent:
         """Ask a question; the answer streams as server-sent events."""
@@ -84,6 +86,7 @@ class ChatController(Controller):
         return ServerSentEvent(sse_events(answering, principal, data))
 
     @post("/answer", status_code=200, sync_to_thread=True, opt=STUDENTS,
+          before_request=strict_body(ChatIn),
           **documented(*ASKING))
     def answer(self, data: ChatIn, principal: Principal, services: Services) -> AnswerOut:
         """Ask a question; the whole answer comes back as one JSON document."""

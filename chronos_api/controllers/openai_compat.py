@@ -1,7 +1,8 @@
 """OpenAI-compatible chat: ``/v1/models`` lists courses, ``/v1/chat/completions`` answers.
 
 Any chat UI or SDK that speaks OpenAI can talk to a course with a Chronos key; the mapping
-lives in ``chronos_pipeline.lib.openai_wire``. Errors under ``/v1`` take OpenAI's shape.
+lives in ``chronos_pipeline.lib.openai_wire``. Errors under ``/v1`` take OpenAI's shape
+(``chronos_api.errors`` maps them by path, so a path ``/v1`` lacks answers the same way).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.exceptions import HTTPException
+from litestar import Controller, Request, Response, get, post
 from litestar.response import Stream
 
 from chronos_api.auth import STUDENTS_OPT
+from chronos_api.bodies import strict_body
 from chronos_api.openapi import CompletionOperation, openai_errors
 from chronos_pipeline.lib import ids
 from chronos_pipeline.lib.answering import Answering
@@ -25,7 +26,6 @@ from chronos_pipeline.lib.openai_wire import (
     ChatCompletion,
     ChatCompletionRequest,
     CompletionWriter,
-    ErrorResponse,
     Model,
     ModelList,
     error_of,
@@ -46,34 +46,6 @@ DONE = b"data: [DONE]\n\n"
 
 def _sse(item: msgspec.Struct) -> bytes:
     return b"data: " + msgspec.json.encode(item) + b"\n\n"
-
-
-def _error(status: int, body: ErrorResponse, headers: dict[str, str] | None = None
-           ) -> Response[ErrorResponse]:
-    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
-
-
-def openai_chronos_error(_request: Request[Any, Any, Any], exc: ChronosError
-                         ) -> Response[ErrorResponse]:
-    status, body = error_of(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return _error(status, body, headers)
-
-
-def openai_http_error(_request: Request[Any, Any, Any], exc: HTTPException
-                      ) -> Response[ErrorResponse]:
-    # Litestar's own refusals: a body that does not decode, a wrong method, and the like.
-    message = str(exc.detail)
-    if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict):
-        # A body that did not decode: msgspec says what and where ("... - at `$.model`").
-        message = f"{message}: {exc.extra[0].get('message', '')}".rstrip(": ")
-    return _error(exc.status_code, error_response(exc.status_code, message))
-
-
-def openai_internal_error(request: Request[Any, Any, Any], exc: Exception
-                          ) -> Response[ErrorResponse]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _error(500, error_response(500, "internal error; see the server log"))
 
 
 def sse_body(writer: CompletionWriter, answering: Answering, principal: Principal,
@@ -100,11 +72,6 @@ def sse_body(writer: CompletionWriter, answering: Answering, principal: Principa
 class OpenAIController(Controller):
     path = "/v1"
     tags = ["openai"]
-    exception_handlers = {
-        ChronosError: openai_chronos_error,
-        HTTPException: openai_http_error,
-        Exception: openai_internal_error,
-    }
 
     @get("/models", sync_to_thread=True, opt=STUDENTS, **openai_errors(403))
     def models(self, principal: Principal, services: Services) -> ModelList:
@@ -118,6 +85,7 @@ class OpenAIController(Controller):
         return get_model(services.catalog, principal, model_id)
 
     @post("/chat/completions", status_code=200, sync_to_thread=True, opt=STUDENTS,
+          before_request=strict_body(ChatCompletionRequest),
           **openai_errors(400, 402, 403, 404, 409) | {"operation_class": CompletionOperation})
     def chat_completions(self, data: ChatCompletionRequest, request: Request[Any, Any, Any],
                          principal: Principal, services: Services

@@ -20,7 +20,7 @@ from typing import Any, cast
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from chronos_pipeline.lib import ids
@@ -739,8 +739,17 @@ class Catalog(_BudgetMixin, PeopleMixin):
         row = ChatMessageRow(id=message_id or ids.new_id("message"), session_id=session_id,
                              role=role,
                              content=content, references=references or [], created_at=_now())
-        with self._tx() as session:
-            session.add(row)
+        try:
+            with self._tx() as session:
+                session.add(row)
+        except IntegrityError as exc:
+            # The session went while its answer was written (its student or creator was
+            # deleted): a lost session, not a broken database.
+            with self._tx() as session:
+                if session.get(ChatSessionRow, session_id) is None:
+                    raise NotFoundError(f"no chat session {session_id}: it was deleted "
+                                        "while the answer was written") from exc
+            raise
         return _message(row)
 
     def chat_messages(self, session_id: str) -> list[ChatMessage]:

@@ -16,7 +16,9 @@ it reports them on other lectures.
 History is bounded by tokens, not turns: the newest turns that fit ``HISTORY_TOKENS``
 (counted by the embedder's tokenizer, a close stand-in for a chat model's), whole turns
 only, and each turn cut to ``TURN_TOKENS`` first, so that one long answer cannot crowd
-out the question before it.
+out the question before it. A turn is cut to ``CHARS_PER_TOKEN`` characters a token before
+its tokens are counted: a client that sends the conversation itself (the OpenAI-compatible
+endpoint) may send megabytes, and tokenizing them held the shared tokenizer for seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from chronos_pipeline.lib.providers.base import Turn
 
 HISTORY_TOKENS = 600
 TURN_TOKENS = 250
+# English runs four to five characters a token; a turn cut at this many still fills its
+# token budget, and only the cut's remainder is ever tokenized.
+CHARS_PER_TOKEN = 16
 # Salient words taken from the previous question at most.
 SALIENT_WORDS = 8
 
@@ -64,6 +69,8 @@ def recent_turns(turns: Sequence[Turn], count_tokens: Callable[[str], int],
     spent = 0
     for turn in reversed(turns):
         text = turn.text.strip()
+        if len(text) > per_turn * CHARS_PER_TOKEN:
+            text = text[: per_turn * CHARS_PER_TOKEN].rstrip() + " …"
         tokens = count_tokens(text)
         if tokens > per_turn:
             # Keep the turn's beginning: a question, or an answer's first claim.

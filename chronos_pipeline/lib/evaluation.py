@@ -36,6 +36,7 @@ reference is in ``video_id`` when one is given):
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from typing import Any
 
 import msgspec
 
-from chronos_pipeline.lib.answering import Answering, Reference
+from chronos_pipeline.lib.answering import MAX_QUESTION_CHARS, Answering, Reference
 from chronos_pipeline.lib.catalog import Catalog
 from chronos_pipeline.lib.errors import ValidationError
 from chronos_pipeline.lib.ledger import Ledger
@@ -84,8 +85,9 @@ class QuestionFile(msgspec.Struct, forbid_unknown_fields=True):
 def parse_questions(raw: bytes, source: str = "the question file") -> QuestionFile:
     """Decode and check a question file; every problem is a ``ValidationError`` naming it."""
     try:
-        parsed = msgspec.json.decode(raw, type=QuestionFile)
-    except msgspec.DecodeError as exc:
+        # A file saved by an editor that marks UTF-8 with a byte-order mark is still one.
+        parsed = msgspec.json.decode(raw.removeprefix(codecs.BOM_UTF8), type=QuestionFile)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(
             f"{source} is not a question file: {exc} (expected "
             '{"questions": [{"question": "...", "answer_at_s": 12.5}, ...]})') from exc
@@ -95,6 +97,10 @@ def parse_questions(raw: bytes, source: str = "the question file") -> QuestionFi
         where = f"{source}, question {number}"
         if not q.question.strip():
             raise ValidationError(f"{where}: the question is empty")
+        # Refused here, not when its turn comes after the questions before it were paid for.
+        if "\x00" in q.question or len(q.question.strip()) > MAX_QUESTION_CHARS:
+            raise ValidationError(f"{where}: a question is at most {MAX_QUESTION_CHARS} "
+                                  "characters, without NUL")
         if q.off_topic and (q.answer_at_s is not None or q.video_id is not None):
             raise ValidationError(f"{where}: an off-topic question has no answer_at_s or "
                                   "video_id")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
+from typing import Annotated
 from urllib.parse import quote
 
 import msgspec
@@ -121,7 +122,9 @@ class StreamOptions(msgspec.Struct):
 
 class ChatCompletionRequest(msgspec.Struct):
     """What clients send; fields a lecture answerer cannot honour are accepted and ignored
-    (sampling settings, token limits, stop sequences, tools), and unknown ones too."""
+    (sampling settings, token limits, stop sequences, tools), and unknown ones too. A value
+    OpenAI would refuse (a temperature above 2, a token limit below 1) is refused here too,
+    so that a client learns of its mistake wherever it points."""
 
     model: str
     messages: list[MessageIn]
@@ -129,10 +132,10 @@ class ChatCompletionRequest(msgspec.Struct):
     stream_options: StreamOptions | None = None
     n: int | None = None
     user: str | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from chronos_pipeline.lib.citations import claims_of
-from chronos_pipeline.lib.conversation import recent_turns, standalone_question
+from chronos_pipeline.lib.conversation import (
+    CHARS_PER_TOKEN,
+    recent_turns,
+    standalone_question,
+)
 from chronos_pipeline.lib.providers.base import Turn
 from chronos_pipeline.lib.providers.prompt import alternating
 
@@ -22,6 +26,21 @@ def test_history_is_bounded_by_tokens_not_turns() -> None:
     # One long answer is cut to its beginning rather than pushing the question out.
     assert [t.role for t in kept] == ["user", "assistant"]
     assert words(kept[1].text) <= 101 and kept[1].text.endswith("…")
+
+
+def test_a_megabyte_turn_is_cut_before_its_tokens_are_counted() -> None:
+    # A client sending the conversation itself sent 9 MB in one turn: tokenizing it whole
+    # held the shared tokenizer (and every other question) for 15 s.
+    counted: list[int] = []
+
+    def tokens(text: str) -> int:
+        counted.append(len(text))
+        return words(text)
+
+    kept = recent_turns([Turn("assistant", "word " * 2_000_000), Turn("user", "What is RSI?")],
+                        tokens, budget=300, per_turn=100)
+    assert max(counted) <= 100 * CHARS_PER_TOKEN + 2
+    assert [t.role for t in kept] == ["assistant", "user"] and kept[0].text.endswith("…")
 
 
 def test_a_follow_up_borrows_the_previous_questions_topic_words() -> None:

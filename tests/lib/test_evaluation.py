@@ -59,9 +59,17 @@ def test_every_question_file_names_its_follow_ups_by_an_earlier_index() -> None:
          "an off-topic question has no answer_at_s"),
         (b'{"questions": [{"question": "And then?", "answer_at_s": 3, "follow_up_of": 0}]}',
          "question 1: follow_up_of must be the 0-based index of an earlier question"),
+        # These three raised a traceback, or failed only when their turn came, after the
+        # questions before them were answered and paid for.
+        (b'{"questions": [{"question": "Caf\xe9?", "off_topic": true}]}', "can't decode"),
+        (b'{"questions": [{"question": "Who?", "answer_at_s": 3}, {"question": "'
+         + b"x" * 2001 + b'", "off_topic": true}]}', "question 2: a question is at most 2000"),
+        (b'{"questions": [{"question": "Who\\u0000?", "answer_at_s": 3}]}',
+         "question 1: a question is at most 2000 characters, without NUL"),
     ],
     ids=["not-json", "bare-list", "empty", "blank-question", "no-moment",
-         "moment-not-a-number", "typo-field", "off-topic-with-moment", "follow-up-of-itself"],
+         "moment-not-a-number", "typo-field", "off-topic-with-moment", "follow-up-of-itself",
+         "latin-1-not-utf8", "question-too-long", "nul-in-question"],
 )
 def test_a_malformed_question_file_says_what_is_wrong_and_where(
     content: bytes, says: str
@@ -69,6 +77,11 @@ def test_a_malformed_question_file_says_what_is_wrong_and_where(
     with pytest.raises(ValidationError) as refused:
         parse_questions(content, "q.json")
     assert refused.value.message.startswith("q.json") and says in refused.value.message
+
+
+def test_a_question_file_saved_with_a_utf8_byte_order_mark_is_read() -> None:
+    parsed = parse_questions(b'\xef\xbb\xbf{"questions": [{"question": "Who?", "answer_at_s": 3}]}')
+    assert [q.question for q in parsed.questions] == ["Who?"]
 
 
 def test_metrics_follow_their_documented_definitions() -> None:
