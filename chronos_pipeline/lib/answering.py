@@ -208,8 +208,10 @@ class Answering:
     def validate(
         self, creator_id: str, question: str, course_id: str | None, session_id: str | None,
         student_id: str | None = None,
-    ) -> str:
-        """Check a request before any work or spend; returns the cleaned question."""
+    ) -> tuple[str, str | None]:
+        """Check a request before any work or spend; returns the cleaned question and the
+        course to answer from: the one asked for, else the session's own (a session started
+        in a course stays in it; asking it about another course is refused)."""
         question = (question or "").strip()
         if not question:
             raise ValidationError("the question is empty")
@@ -217,16 +219,22 @@ class Answering:
             raise ValidationError("the question contains a NUL character")
         if len(question) > MAX_QUESTION_CHARS:
             raise ValidationError(f"the question is over {MAX_QUESTION_CHARS} characters")
+        if session_id is not None:
+            session = self.catalog.get_chat_session(creator_id, session_id, student_id)
+            if session.course_id is not None:
+                if course_id is not None and course_id != session.course_id:
+                    raise ValidationError(
+                        f"chat session {session_id} is about course {session.course_id}, "
+                        f"not {course_id}: start a new session for another course")
+                course_id = session.course_id
         if course_id is not None:
             self.catalog.get_course(creator_id, course_id)
             if student_id is not None and course_id not in self._scope(student_id):
                 raise NotFoundError(f"unknown course {course_id}")
-        if session_id is not None:
-            self.catalog.get_chat_session(creator_id, session_id, student_id)
         self.budgets.check(creator_id, expected_cost(self.ledger.prices,
                                                      self._expected(question, [])),
                            student_id=student_id, stage="chat")
-        return question
+        return question, course_id
 
     def _expected(self, question: str, passages: Sequence[Passage]) -> list[Usage]:
         """At most what answering bills: the query embedding, the chat request and, for a
@@ -285,7 +293,8 @@ class Answering:
         """``message_id`` lets a caller name the answer before it exists (an OpenAI
         completion id is sent with the first chunk); by default a new one. ``history``
         replaces the session's own turns (a client that sends the conversation itself)."""
-        question = self.validate(creator_id, question, course_id, session_id, student_id)
+        question, course_id = self.validate(creator_id, question, course_id, session_id,
+                                            student_id)
         # Held before the first provider request, settled when the answer ends or breaks off.
         with self.budgets.reserve(creator_id, self._expected(question, []), stage="chat",
                                   student_id=student_id, ref=session_id) as held:

@@ -150,3 +150,24 @@ def test_transcript_and_thumbnail_are_served(world: World) -> None:
     assert transcript["segments"][0]["words"][0].keys() == {"word", "start_s", "end_s"}
     thumb = world.client.get(f"/videos/{world.video_id}/thumbnail", headers=world.headers)
     assert thumb.status_code == 200 and thumb.content[:3] == b"\xff\xd8\xff"
+
+
+def test_a_session_started_in_a_course_answers_from_that_course_only(world: World) -> None:
+    empty = world.services.catalog.create_course(world.creator_id, "Nothing here yet")
+    started = world.client.post("/chat/answer", json={"question": "What is RSI?",
+                                                      "course_id": empty.id},
+                                headers=world.headers).json()
+    assert started["references"] == []
+    # The follow-up names only the session: it is still asked of the empty course, not of
+    # every course (where the sample lecture answers it).
+    follow = world.client.post("/chat/answer", json={"question": "What is RSI?",
+                                                     "session_id": started["session_id"]},
+                               headers=world.headers)
+    assert follow.status_code == 200
+    assert follow.json()["references"] == []
+    elsewhere = world.client.post("/chat/answer", json={
+        "question": "What is RSI?", "session_id": started["session_id"],
+        "course_id": world.course_id}, headers=world.headers)
+    assert elsewhere.status_code == 422
+    assert "start a new session" in elsewhere.json()["detail"]
+    assert len(world.services.catalog.chat_messages(started["session_id"])) == 4
