@@ -65,6 +65,9 @@ def test_every_response_matches_the_openapi_document(tmp_path: Path) -> None:
              # Python 3.11 (a rare "AST constructor recursion depth mismatch").
              "--workers", "1", "--seed", "20261126", "--generation-database", "none",
              "--max-redirects", "0", "--no-color",
+             # The first question loads the embedding model: on a busy machine that can
+             # outlast schemathesis' 10 s default (a "Network Error", not a finding).
+             "--request-timeout", "90",
              "--report", "ndjson", "--report-ndjson-path", str(report)],
             cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
         )
