@@ -95,8 +95,8 @@ class OpenAIController(Controller):
         course = resolve_model(services.catalog, principal, data.model)
         course_id = course.id if course is not None else None
         answering = services.answering
-        question = answering.validate(principal.creator_id, question_of(data), course_id, None,
-                                      principal.student_id)
+        question, course_id = answering.validate(principal.creator_id, question_of(data),
+                                                 course_id, None, principal.student_id)
         writer = CompletionWriter(message_id=ids.new_id("message"), model=data.model,
                                   base_url=str(request.base_url),
                                   show_cost=not principal.is_student)
