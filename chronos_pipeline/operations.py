@@ -41,6 +41,14 @@ def retry_video(instance: dg.DagsterInstance, services: Services, video_id: str)
     return services.ingest.retry(video_id)
 
 
+def fail_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, reason: str) -> None:
+    """Mark failed a run whose process ended without saying how, and give back the
+    concurrency-pool slots it claimed: its process never will, and the lecture's next run
+    would wait for the transcription slot forever."""
+    instance.report_run_failed(run, reason)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+
 def repair_after_stopped_run(
     instance: dg.DagsterInstance, services: Services, video_id: str, run_id: str, reason: str
 ) -> Video | None:

@@ -29,7 +29,7 @@ from chronos_pipeline.definitions import definitions_for, defs
 from chronos_pipeline.jobs import ingest_video_job
 from chronos_pipeline.lib.processes import pid_alive
 from chronos_pipeline.lib.settings import Settings
-from chronos_pipeline.operations import ACTIVE, repair_after_stopped_run
+from chronos_pipeline.operations import ACTIVE, fail_dead_run, repair_after_stopped_run
 from chronos_pipeline.partitions import VIDEOS
 from chronos_pipeline.resources.data import ChronosData
 from chronos_pipeline.sensors.uploads import SENSOR_NAME
@@ -109,10 +109,7 @@ def fail_stopped_runs(instance: dg.DagsterInstance, data: ChronosData) -> list[s
             continue
         reason = (f"run {run.run_id} was left {run.status.value} when its process "
                   f"(pid {pid or '?'} on {run.tags.get(EXECUTOR_HOST_TAG, '?')}) ended")
-        instance.report_run_failed(run, reason)
-        # A dead run's claimed concurrency-pool slots are never given back by its process:
-        # free them, or the lecture's next run waits for the transcription slot forever.
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        fail_dead_run(instance, run, reason)
         stopped.append(run.run_id)
         video_id = run.tags.get(PARTITION_TAG)
         if video_id:

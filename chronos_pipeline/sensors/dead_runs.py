@@ -19,6 +19,7 @@ import time
 import dagster as dg
 
 from chronos_pipeline.lib.processes import still_running
+from chronos_pipeline.operations import fail_dead_run
 from chronos_pipeline.tags import EXECUTOR_TAG, IN_PROCESS
 
 SENSOR_NAME = "dead_run_worker_sensor"
@@ -69,11 +70,9 @@ def fail_dead_runs(
         current = instance.get_run_by_id(run.run_id)
         if current is None or current.status is not dg.DagsterRunStatus.STARTED:
             continue
-        instance.report_run_failed(
-            current, f"Run worker process (pid {pid} on {socket.gethostname()}) ended "
-                     f"without finishing the run; marked failed by {SENSOR_NAME}")
-        # Its claimed concurrency-pool slots would otherwise stay held.
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        fail_dead_run(
+            instance, current, f"Run worker process (pid {pid} on {socket.gethostname()}) "
+                               f"ended without finishing the run; marked failed by {SENSOR_NAME}")
         failed.append(run.run_id)
         if log is not None:
             log.warning(f"run {run.run_id}: worker pid {pid} is gone; marked failed")
