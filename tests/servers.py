@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -54,7 +54,7 @@ def running(
 def stop_group(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
     """End ``process`` and everything in its process group (a server's workers, a daemon's
     code servers and run workers): SIGTERM, then SIGKILL after ``grace_s``. A group a test
-    has killed already is fine."""
+    has killed already is fine, and so are children left behind by a leader that exited."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=grace_s)
@@ -63,6 +63,9 @@ def stop_group(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
+    else:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @contextmanager

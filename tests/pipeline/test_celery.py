@@ -14,10 +14,9 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -33,6 +32,7 @@ from chronos_pipeline.lib.steps import load_chunks
 from chronos_pipeline.pools import TRANSCRIPTION
 from tests.conftest import REPO, SPEECH_DIR
 from tests.media import repeated_wav, speech_video
+from tests.servers import dagster_daemon, stop_group
 
 REDIS_URL = os.environ.get("CHRONOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CLIPS = ["jfk.wav", "LJ050-0131.wav", "sense_and_sensibility_01_austen_64kb-0870.wav",
@@ -61,23 +61,6 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    # Workers fork pool processes and the daemon starts code servers and run workers: end the
-    # whole group; the daemon may take its time over a polite stop.
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
-    else:
-        with suppress(ProcessLookupError):  # children left behind by a leader that exited
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 @contextmanager
 def started(argv: list[str], env: dict[str, str], log: Path,
             cwd: Path = REPO) -> Iterator[subprocess.Popen[bytes]]:
@@ -87,7 +70,8 @@ def started(argv: list[str], env: dict[str, str], log: Path,
     try:
         yield process
     finally:
-        _stop_group(process)
+        # Workers fork pool processes: end the whole group.
+        stop_group(process, grace_s=20)
 
 
 def forget_queue(redis_url: str, queue: str) -> None:
@@ -228,10 +212,8 @@ def start_worker(stack: ExitStack, settings: Settings, tmp_path: Path,
 
 
 def start_daemon(stack: ExitStack, settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
-    daemon_env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
-    return stack.enter_context(started(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run",
-         "-w", str(REPO / "workspace.yaml")], daemon_env, tmp_path / "daemon.log"))
+    return stack.enter_context(dagster_daemon({"DAGSTER_HOME": str(settings.dagster_home)},
+                                              tmp_path / "daemon.log"))
 
 
 def wait_until_settled(services: Services, instance: dg.DagsterInstance, videos: list[str],
